@@ -1,0 +1,49 @@
+// accounts.h — provisioning: domains and accounts as directories of the spool.
+// Creation is atomic: the new domain/account is built in a dot-named temp directory
+// and renamed into place, so a crash never leaves a half-made one (leftovers are
+// swept under the same lock later). Deletion renames away first, then removes.
+// Writers hold the spool lock (domains) or the domain lock (accounts, lists, configs);
+// readers take no lock: every file is replaced atomically.
+// Account and list names share one namespace per domain (SPEC §3): a clash is Error(exists).
+// Errors: no_domain (68), no_account (67), exists (73), busy (75), bad_config (78), other (1).
+#pragma once
+
+#include "spool/config.h"
+#include "spool/layout.h"
+#include "spool/names.h"
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace spool {
+
+// --- domains ---
+bool domain_exists(const Layout& layout, const Domain& domain);
+// Returns false (and changes nothing) when it exists and exist_ok is set.
+bool add_domain(const Layout& layout, const Domain& domain, const DomainConfig& initial, bool exist_ok);
+// Refuses (Errc::other, message names --force) when the domain still holds mail.
+void delete_domain(const Layout& layout, const Domain& domain, bool force);
+std::vector<Domain> list_domains(const Layout& layout);
+DomainConfig read_domain(const Layout& layout, const Domain& domain);
+void update_domain(const Layout& layout, const Domain& domain, const std::function<void(DomainConfig&)>& change);
+
+// --- accounts ---
+bool account_exists(const Layout& layout, const Address& address);
+bool add_account(const Layout& layout, const Address& address, const AccountConfig& initial, bool exist_ok);
+// Refuses (Errc::other, names --force) when the Maildir still holds messages.
+void delete_account(const Layout& layout, const Address& address, bool force);
+std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain);
+AccountConfig read_account(const Layout& layout, const Address& address);
+void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change);
+
+// --- lists (names only here; mlist.h owns their content) ---
+std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domain);
+// Throws Error(exists) when `name` is taken by an account or list in `domain`.
+void ensure_name_free(const Layout& layout, const Domain& domain, const LocalPart& name);
+
+// Names of valid entries in a spool directory: skips dot files (temp/leftover) and
+// anything that fails re-validation (a name read back from disk is not trusted).
+std::vector<LocalPart> read_name_dir(const fs::path& dir);
+
+} // namespace spool

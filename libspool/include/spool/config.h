@@ -1,0 +1,65 @@
+// config.h — the YAML files of the spool (mailhost.yaml, domain.yaml, account.yaml) as
+// plain structs. The only module that includes yaml-cpp. Loading is strict: malformed
+// YAML, a wrong type or an unknown key (a typo must not be silently ignored) throws
+// Error(bad_config) naming file, line and key; nothing is rewritten after a failed read.
+// Saving is write_file_atomic(); callers hold the matching lock (see accounts.h).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace spool {
+
+struct DomainConfig {
+  std::string created;           // RFC 3339 UTC
+  bool suspended = false;        // state: active | suspended
+  std::uint64_t quota = 0;       // bytes shared by all accounts and list archives; 0 = none
+};
+
+struct AccountConfig {
+  std::string password_hash;     // crypt(3) string; never a clear password
+  std::string display_name;
+  std::string created;
+  bool suspended = false;        // state: no login, no delivery
+  bool sending_suspended = false;// sending: may still log in to POP3 and receive
+  std::string sending_reason;    // why sending was suspended (shown by show / SMTP reply)
+  std::uint64_t quota = 0;       // optional per-account limit in bytes; 0 = none
+};
+
+// mailhost.yaml (SPEC §8). Every key is optional; the defaults are below.
+struct ServerConfig {
+  std::string hostname;                                  // default: the machine's FQDN
+  bool listen_given = false;                             // false: use SPEC §8 defaults
+  std::map<std::string, std::vector<std::string>> listen;// service → "addr:port" list
+  std::string tls_cert = "tls/cert.pem";                 // relative to the spool root
+  std::string tls_key = "tls/key.pem";
+  std::vector<std::string> dns_servers;                  // "ip[:port]"; empty = system resolver
+  std::chrono::milliseconds dns_timeout{5000};
+  std::vector<std::string> trusted_networks;             // CIDR; skip reverse-DNS check only
+  // auth.allow_plaintext: true = any network, false = none, list = these networks.
+  std::vector<std::string> auth_plaintext_networks{"127.0.0.1/32", "::1/128"};
+  bool auth_plaintext_any = false;
+  std::string relay_host;                                // "host:port"; empty = by MX
+  std::uint64_t limit_message_size = 31457280;
+  std::uint32_t limit_recipients = 100;
+  std::uint32_t limit_connections = 1000;
+  std::uint32_t limit_connections_per_ip = 50;
+  std::chrono::milliseconds timeout_command{300000};     // RFC 5321 §4.5.3.2: 5 min
+  std::chrono::milliseconds timeout_data{600000};        // per DATA block read
+  std::string clamd_address;                             // empty = no virus scanning
+};
+
+DomainConfig load_domain_config(const std::filesystem::path& file);
+void save_domain_config(const std::filesystem::path& file, const DomainConfig& config);
+
+AccountConfig load_account_config(const std::filesystem::path& file);
+void save_account_config(const std::filesystem::path& file, const AccountConfig& config);
+
+// A missing mailhost.yaml means all defaults.
+ServerConfig load_server_config(const std::filesystem::path& file);
+
+} // namespace spool

@@ -1,0 +1,252 @@
+// accounts.cc — atomic creation/deletion of domain and account directories.
+#include "spool/accounts.h"
+
+#include "spool/atomic_file.h"
+#include "spool/error.h"
+#include "spool/lock.h"
+#include "spool/maildir.h"
+#include "spool/units.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace spool {
+namespace {
+
+void make_dir(const fs::path& p, mode_t mode = 0750) {
+  if (::mkdir(p.c_str(), mode) != 0) throw_errno("cannot create directory", p, errno);
+}
+
+bool is_directory_nofollow(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Removes ".new-*" and ".deleted-*" directories a crashed tool left behind. Callers
+// hold the lock that every creator/deleter of `dir` holds, so none is in progress.
+void sweep_leftovers(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".new-", 0) == 0 || name.rfind(".deleted-", 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+}
+
+// Renames `dir` out of the way, makes that durable, then removes it.
+void remove_tree_atomically(const fs::path& dir) {
+  const fs::path parent = dir.parent_path();
+  const fs::path doomed = parent / (".deleted-" + dir.filename().string() + unique_suffix());
+  if (::rename(dir.c_str(), doomed.c_str()) != 0) throw_errno("cannot remove", dir, errno);
+  fsync_directory(parent);
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  if (ec) throw Error(Errc::other, "cannot remove " + doomed.string() + ": " + ec.message());
+}
+
+// Moves a fully built temp directory into place; EEXIST/ENOTEMPTY → Error(exists).
+void publish_dir(const fs::path& built, const fs::path& target, const std::string& what) {
+  fsync_directory(built);
+  if (::rename(built.c_str(), target.c_str()) != 0) {
+    int err = errno;
+    std::error_code ec;
+    fs::remove_all(built, ec);
+    if (err == EEXIST || err == ENOTEMPTY) throw Error(Errc::exists, what + " already exists");
+    throw_errno("cannot create", target, err);
+  }
+  fsync_directory(target.parent_path());
+}
+
+void require_domain(const Layout& layout, const Domain& domain) {
+  layout.verify_no_symlinks(layout.domain_config(domain));
+  if (!is_directory_nofollow(layout.domain_dir(domain)))
+    throw Error(Errc::no_domain, "no such domain: " + domain.str());
+}
+
+void require_account(const Layout& layout, const Address& address) {
+  require_domain(layout, address.domain());
+  layout.verify_no_symlinks(layout.account_config(address));
+  if (!is_directory_nofollow(layout.account_dir(address)))
+    throw Error(Errc::no_account, "no such account: " + address.str());
+}
+
+} // namespace
+
+std::vector<LocalPart> read_name_dir(const fs::path& dir) {
+  std::vector<LocalPart> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    throw_errno("cannot list", dir, errno);
+  }
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    if (local_part_problem(name)) continue;
+    out.push_back(LocalPart::parse(name));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// --- domains ---
+
+bool domain_exists(const Layout& layout, const Domain& domain) {
+  return is_directory_nofollow(layout.domain_dir(domain));
+}
+
+bool add_domain(const Layout& layout, const Domain& domain, const DomainConfig& initial, bool exist_ok) {
+  layout.ensure_skeleton();
+  FileLock lock = FileLock::acquire(layout.spool_lock());
+  layout.verify_no_symlinks(layout.domain_dir(domain));
+  if (domain_exists(layout, domain)) {
+    if (exist_ok) return false;
+    throw Error(Errc::exists, "domain " + domain.str() + " already exists");
+  }
+  sweep_leftovers(layout.domains_dir());
+  const fs::path built = layout.domains_dir() / (".new-" + domain.str() + unique_suffix());
+  make_dir(built);
+  try {
+    make_dir(built / "accounts");
+    make_dir(built / "lists");
+    DomainConfig c = initial;
+    if (c.created.empty()) c.created = now_utc();
+    save_domain_config(built / "domain.yaml", c);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(built, ec);
+    throw;
+  }
+  publish_dir(built, layout.domain_dir(domain), "domain " + domain.str());
+  return true;
+}
+
+void delete_domain(const Layout& layout, const Domain& domain, bool force) {
+  layout.ensure_skeleton();
+  FileLock spool_lock = FileLock::acquire(layout.spool_lock());
+  FileLock domain_lock = FileLock::acquire(layout.domain_lock(domain));
+  require_domain(layout, domain);
+  if (!force) {
+    for (const LocalPart& name : list_accounts(layout, domain)) {
+      Address a(name, domain);
+      if (maildir_holds_mail(layout.maildir(a)))
+        throw Error(Errc::other, "domain " + domain.str() + " still holds mail (account " + a.str() +
+                                     "); use --force to delete it with its mail");
+    }
+    for (const LocalPart& name : list_list_names(layout, domain)) {
+      Address l(name, domain);
+      if (maildir_holds_mail(layout.list_archive(l)))
+        throw Error(Errc::other, "domain " + domain.str() + " still holds mail (list archive " + l.str() +
+                                     "); use --force to delete it with its mail");
+    }
+  }
+  remove_tree_atomically(layout.domain_dir(domain));
+}
+
+std::vector<Domain> list_domains(const Layout& layout) {
+  std::vector<Domain> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(layout.domains_dir(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    try {
+      Domain d = Domain::parse(name);
+      if (d.str() == name && entry.is_directory() && !entry.is_symlink()) out.push_back(d);
+    } catch (const Error&) {
+      // not a name we would have created: ignore it, as Postfix ignores foreign queue files
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+DomainConfig read_domain(const Layout& layout, const Domain& domain) {
+  require_domain(layout, domain);
+  return load_domain_config(layout.domain_config(domain));
+}
+
+void update_domain(const Layout& layout, const Domain& domain, const std::function<void(DomainConfig&)>& change) {
+  layout.ensure_skeleton();
+  FileLock lock = FileLock::acquire(layout.domain_lock(domain));
+  DomainConfig c = read_domain(layout, domain);
+  change(c);
+  save_domain_config(layout.domain_config(domain), c);
+}
+
+// --- accounts ---
+
+bool account_exists(const Layout& layout, const Address& address) {
+  return is_directory_nofollow(layout.account_dir(address));
+}
+
+void ensure_name_free(const Layout& layout, const Domain& domain, const LocalPart& name) {
+  Address a(name, domain);
+  if (is_directory_nofollow(layout.list_dir(a)))
+    throw Error(Errc::exists, "the name " + name.str() + " is used by the mailing list " + a.str());
+  if (is_directory_nofollow(layout.account_dir(a)))
+    throw Error(Errc::exists, "account " + a.str() + " already exists");
+}
+
+bool add_account(const Layout& layout, const Address& address, const AccountConfig& initial, bool exist_ok) {
+  layout.ensure_skeleton();
+  FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
+  require_domain(layout, address.domain());
+  layout.verify_no_symlinks(layout.account_dir(address));
+  if (account_exists(layout, address)) {
+    if (exist_ok) return false;
+    throw Error(Errc::exists, "account " + address.str() + " already exists");
+  }
+  ensure_name_free(layout, address.domain(), address.local());
+  const fs::path accounts = layout.accounts_dir(address.domain());
+  sweep_leftovers(accounts);
+  const fs::path built = accounts / (".new-" + address.local().str() + unique_suffix());
+  make_dir(built);
+  try {
+    AccountConfig c = initial;
+    if (c.created.empty()) c.created = now_utc();
+    save_account_config(built / "account.yaml", c);
+    create_maildir(built / "Maildir", c.quota);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(built, ec);
+    throw;
+  }
+  publish_dir(built, layout.account_dir(address), "account " + address.str());
+  return true;
+}
+
+void delete_account(const Layout& layout, const Address& address, bool force) {
+  layout.ensure_skeleton();
+  FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
+  require_account(layout, address);
+  if (!force && maildir_holds_mail(layout.maildir(address)))
+    throw Error(Errc::other, "account " + address.str() + " still holds mail; use --force to delete it with its mail");
+  remove_tree_atomically(layout.account_dir(address));
+}
+
+std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain) {
+  require_domain(layout, domain);
+  return read_name_dir(layout.accounts_dir(domain));
+}
+
+AccountConfig read_account(const Layout& layout, const Address& address) {
+  require_account(layout, address);
+  return load_account_config(layout.account_config(address));
+}
+
+void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change) {
+  layout.ensure_skeleton();
+  FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
+  AccountConfig c = read_account(layout, address);
+  change(c);
+  save_account_config(layout.account_config(address), c);
+}
+
+std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domain) {
+  return read_name_dir(layout.lists_dir(domain));
+}
+
+} // namespace spool

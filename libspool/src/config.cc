@@ -1,0 +1,245 @@
+// config.cc — strict YAML loading/saving with yaml-cpp; no YAML type leaves this file.
+#include "spool/config.h"
+
+#include "spool/atomic_file.h"
+#include "spool/error.h"
+#include "spool/units.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <initializer_list>
+#include <set>
+
+namespace spool {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reading context: every error names the file and the 1-based line of the node.
+class Reader {
+public:
+  explicit Reader(fs::path file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& what) const {
+    std::string where = file_.string();
+    if (node.Mark().line >= 0) where += ":" + std::to_string(node.Mark().line + 1);
+    throw Error(Errc::bad_config, where + ": key '" + key + "': " + what);
+  }
+
+  YAML::Node parse(const std::string& text) const {
+    try {
+      YAML::Node root = YAML::Load(text);
+      if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
+      if (!root.IsMap()) throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(root.Mark().line + 1) + ": expected a mapping of keys at the top level");
+      return root;
+    } catch (const YAML::Exception& e) {
+      throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(e.mark.line + 1) +
+                                        ": malformed YAML: " + e.msg);
+    }
+  }
+
+  // Rejects keys not in `allowed`, reporting the line of the offending key.
+  void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
+                 const std::string& prefix = "") const {
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (const auto& kv : map) {
+      std::string key = kv.first.Scalar();
+      if (!kv.first.IsScalar() || !ok.count(key)) fail(kv.first, prefix + key, "unknown key");
+    }
+  }
+
+  std::string str(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) fail(n, key, "expected a string");
+    return n.Scalar();
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& key) const {
+    const std::string s = str(n, key);
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+    fail(n, key, "expected true or false, got '" + s + "'");
+  }
+
+  std::uint64_t size(const YAML::Node& n, const std::string& key) const {
+    try {
+      return parse_size(str(n, key));
+    } catch (const Error& e) {
+      fail(n, key, e.what());
+    }
+  }
+
+  std::uint32_t count(const YAML::Node& n, const std::string& key) const {
+    std::uint64_t v = size(n, key);
+    if (v > 0xffffffffULL) fail(n, key, "value too large");
+    return static_cast<std::uint32_t>(v);
+  }
+
+  std::chrono::milliseconds duration(const YAML::Node& n, const std::string& key) const {
+    try {
+      return parse_duration(str(n, key));
+    } catch (const Error& e) {
+      fail(n, key, e.what());
+    }
+  }
+
+  std::vector<std::string> str_list(const YAML::Node& n, const std::string& key) const {
+    std::vector<std::string> out;
+    if (n.IsScalar()) {
+      out.push_back(n.Scalar());
+    } else if (n.IsSequence()) {
+      for (const auto& item : n) out.push_back(str(item, key));
+    } else if (!n.IsNull()) {
+      fail(n, key, "expected a string or a list of strings");
+    }
+    return out;
+  }
+
+  std::string state(const YAML::Node& n, const std::string& key, const char* a, const char* b) const {
+    std::string s = str(n, key);
+    if (s != a && s != b) fail(n, key, std::string("expected '") + a + "' or '" + b + "', got '" + s + "'");
+    return s;
+  }
+
+  const fs::path& file() const { return file_; }
+
+private:
+  fs::path file_;
+};
+
+YAML::Node load_map(const Reader& r) {
+  std::string text = read_file(r.file());
+  return r.parse(text);
+}
+
+void save_yaml(const fs::path& file, const YAML::Emitter& out, const char* what) {
+  std::string text = std::string("# ") + what + " — managed by the mailhost tools; see mailhost(5)\n" +
+                     out.c_str() + "\n";
+  write_file_atomic(file, text, 0640);
+}
+
+} // namespace
+
+DomainConfig load_domain_config(const fs::path& file) {
+  Reader r(file);
+  YAML::Node root = load_map(r);
+  r.only_keys(root, {"created", "state", "quota"});
+  DomainConfig c;
+  if (root["created"]) c.created = r.str(root["created"], "created");
+  if (root["state"]) c.suspended = r.state(root["state"], "state", "active", "suspended") == "suspended";
+  if (root["quota"]) c.quota = r.size(root["quota"], "quota");
+  return c;
+}
+
+void save_domain_config(const fs::path& file, const DomainConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "created" << YAML::Value << c.created;
+  out << YAML::Key << "state" << YAML::Value << (c.suspended ? "suspended" : "active");
+  out << YAML::Key << "quota" << YAML::Value << format_size_exact(c.quota);
+  out << YAML::EndMap;
+  save_yaml(file, out, "domain.yaml");
+}
+
+AccountConfig load_account_config(const fs::path& file) {
+  Reader r(file);
+  YAML::Node root = load_map(r);
+  r.only_keys(root, {"password", "display_name", "created", "state", "sending", "sending_reason", "quota"});
+  AccountConfig c;
+  if (root["password"]) c.password_hash = r.str(root["password"], "password");
+  if (root["display_name"]) c.display_name = r.str(root["display_name"], "display_name");
+  if (root["created"]) c.created = r.str(root["created"], "created");
+  if (root["state"]) c.suspended = r.state(root["state"], "state", "active", "suspended") == "suspended";
+  if (root["sending"])
+    c.sending_suspended = r.state(root["sending"], "sending", "active", "suspended") == "suspended";
+  if (root["sending_reason"]) c.sending_reason = r.str(root["sending_reason"], "sending_reason");
+  if (root["quota"]) c.quota = r.size(root["quota"], "quota");
+  return c;
+}
+
+void save_account_config(const fs::path& file, const AccountConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "password" << YAML::Value << YAML::DoubleQuoted << c.password_hash;
+  out << YAML::Key << "display_name" << YAML::Value << YAML::DoubleQuoted << c.display_name;
+  out << YAML::Key << "created" << YAML::Value << c.created;
+  out << YAML::Key << "state" << YAML::Value << (c.suspended ? "suspended" : "active");
+  out << YAML::Key << "sending" << YAML::Value << (c.sending_suspended ? "suspended" : "active");
+  if (!c.sending_reason.empty())
+    out << YAML::Key << "sending_reason" << YAML::Value << YAML::DoubleQuoted << c.sending_reason;
+  out << YAML::Key << "quota" << YAML::Value << format_size_exact(c.quota);
+  out << YAML::EndMap;
+  save_yaml(file, out, "account.yaml");
+}
+
+ServerConfig load_server_config(const fs::path& file) {
+  ServerConfig c;
+  Reader r(file);
+  auto text = read_file_if_exists(file);
+  if (!text) return c;
+  YAML::Node root = r.parse(*text);
+  r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "limits",
+                     "timeouts", "clamd"});
+  if (root["hostname"]) c.hostname = r.str(root["hostname"], "hostname");
+  if (auto listen = root["listen"]) {
+    if (!listen.IsMap()) r.fail(listen, "listen", "expected a mapping of service: address");
+    r.only_keys(listen, {"smtp", "submission", "smtps", "pop3", "pop3s"}, "listen.");
+    c.listen_given = true;
+    for (const auto& kv : listen) {
+      std::string svc = kv.first.Scalar();
+      c.listen[svc] = r.str_list(kv.second, "listen." + svc);
+    }
+  }
+  if (auto tls = root["tls"]) {
+    if (!tls.IsMap()) r.fail(tls, "tls", "expected a mapping");
+    r.only_keys(tls, {"cert", "key"}, "tls.");
+    if (tls["cert"]) c.tls_cert = r.str(tls["cert"], "tls.cert");
+    if (tls["key"]) c.tls_key = r.str(tls["key"], "tls.key");
+  }
+  if (auto dns = root["dns"]) {
+    if (!dns.IsMap()) r.fail(dns, "dns", "expected a mapping");
+    r.only_keys(dns, {"servers", "timeout"}, "dns.");
+    if (dns["servers"]) c.dns_servers = r.str_list(dns["servers"], "dns.servers");
+    if (dns["timeout"]) c.dns_timeout = r.duration(dns["timeout"], "dns.timeout");
+  }
+  if (root["trusted_networks"]) c.trusted_networks = r.str_list(root["trusted_networks"], "trusted_networks");
+  if (auto auth = root["auth"]) {
+    if (!auth.IsMap()) r.fail(auth, "auth", "expected a mapping");
+    r.only_keys(auth, {"allow_plaintext"}, "auth.");
+    if (auto ap = auth["allow_plaintext"]) {
+      if (ap.IsScalar() && (ap.Scalar() == "true" || ap.Scalar() == "false")) {
+        c.auth_plaintext_any = ap.Scalar() == "true";
+        c.auth_plaintext_networks.clear();
+      } else {
+        c.auth_plaintext_networks = r.str_list(ap, "auth.allow_plaintext");
+      }
+    }
+  }
+  if (auto relay = root["relay"]) {
+    if (!relay.IsMap()) r.fail(relay, "relay", "expected a mapping");
+    r.only_keys(relay, {"host"}, "relay.");
+    if (relay["host"]) c.relay_host = r.str(relay["host"], "relay.host");
+  }
+  if (auto limits = root["limits"]) {
+    if (!limits.IsMap()) r.fail(limits, "limits", "expected a mapping");
+    r.only_keys(limits, {"message_size", "recipients", "connections", "connections_per_ip"}, "limits.");
+    if (limits["message_size"]) c.limit_message_size = r.size(limits["message_size"], "limits.message_size");
+    if (limits["recipients"]) c.limit_recipients = r.count(limits["recipients"], "limits.recipients");
+    if (limits["connections"]) c.limit_connections = r.count(limits["connections"], "limits.connections");
+    if (limits["connections_per_ip"])
+      c.limit_connections_per_ip = r.count(limits["connections_per_ip"], "limits.connections_per_ip");
+  }
+  if (auto t = root["timeouts"]) {
+    if (!t.IsMap()) r.fail(t, "timeouts", "expected a mapping");
+    r.only_keys(t, {"command", "data"}, "timeouts.");
+    if (t["command"]) c.timeout_command = r.duration(t["command"], "timeouts.command");
+    if (t["data"]) c.timeout_data = r.duration(t["data"], "timeouts.data");
+  }
+  if (auto clamd = root["clamd"]) {
+    if (!clamd.IsMap()) r.fail(clamd, "clamd", "expected a mapping");
+    r.only_keys(clamd, {"address"}, "clamd.");
+    if (clamd["address"]) c.clamd_address = r.str(clamd["address"], "clamd.address");
+  }
+  return c;
+}
+
+} // namespace spool

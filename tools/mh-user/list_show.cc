@@ -1,0 +1,95 @@
+// list_show.cc — mh-user list [DOMAIN] and show ADDRESS.
+#include "commands.h"
+#include "common/output.h"
+
+#include <spool/accounts.h>
+#include <spool/units.h>
+
+#include <memory>
+
+namespace mh::user {
+
+nlohmann::json account_json(const spool::Address& a, const spool::AccountConfig& c) {
+  return {{"address", a.str()},
+          {"login", a.str()},
+          {"display_name", c.display_name},
+          {"state", c.suspended ? "suspended" : "active"},
+          {"sending", c.sending_suspended ? "suspended" : "active"},
+          {"sending_reason", c.sending_reason},
+          {"created", c.created},
+          {"quota", c.quota}};
+}
+
+namespace {
+
+struct ListOptions {
+  std::string target;
+  bool names = false;
+};
+
+Result run_list(const Tool& tool, const ListOptions& o) {
+  spool::Layout layout = tool.open_spool();
+  std::vector<spool::Domain> domains;
+  if (o.target.empty()) domains = spool::list_domains(layout);
+  else domains.push_back(spool::Domain::parse(o.target));
+  Result r;
+  r.data["accounts"] = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows{{"ADDRESS", "STATE", "SENDING", "CREATED", "NAME"}};
+  for (const spool::Domain& d : domains) {
+    for (const spool::LocalPart& name : spool::list_accounts(layout, d)) {
+      spool::Address a(name, d);
+      if (o.names) {
+        r.data["accounts"].push_back(a.str());
+        r.text += a.str() + "\n";
+        continue;
+      }
+      spool::AccountConfig c = spool::read_account(layout, a);
+      r.data["accounts"].push_back(account_json(a, c));
+      rows.push_back({a.str(), c.suspended ? "suspended" : "active", c.sending_suspended ? "suspended" : "active",
+                      c.created, c.display_name});
+    }
+  }
+  if (!o.names) r.text = rows.size() > 1 ? format_table(rows) : "no accounts\n";
+  return r;
+}
+
+Result run_show(const Tool& tool, const ListOptions& o) {
+  spool::Address a = spool::Address::parse(o.target);
+  spool::Layout layout = tool.open_spool();
+  spool::AccountConfig c = spool::read_account(layout, a);
+  Result r;
+  r.data = account_json(a, c);
+  r.data["pop_server"] = "pop." + a.domain().str();
+  r.data["smtp_server"] = "smtp." + a.domain().str();
+  std::string sending = c.sending_suspended ? "suspended" : "active";
+  if (!c.sending_reason.empty()) sending += " (" + c.sending_reason + ")";
+  r.text = format_fields({{"address", a.str()},
+                          {"login name", a.str()},
+                          {"POP3 server", "pop." + a.domain().str()},
+                          {"SMTP server", "smtp." + a.domain().str()},
+                          {"display name", c.display_name},
+                          {"state", c.suspended ? "suspended" : "active"},
+                          {"sending", sending},
+                          {"created", c.created},
+                          {"account quota", c.quota == 0 ? "none (domain quota applies)" : spool::format_size(c.quota)}});
+  return r;
+}
+
+} // namespace
+
+void setup_list(Tool& tool) {
+  auto o = std::make_shared<ListOptions>();
+  CLI::App* list = tool.app().add_subcommand("list", "List accounts of one domain or of all domains");
+  list->add_option("domain", o->target, "Domain (default: all)");
+  list->add_flag("--names", o->names, "Print addresses only, one per line");
+  tool.on(list, [&tool, o] { return run_list(tool, *o); });
+}
+
+void setup_show(Tool& tool) {
+  auto o = std::make_shared<ListOptions>();
+  CLI::App* show = tool.app().add_subcommand("show", "Show an account: login name, servers, state");
+  show->add_option("address", o->target, "name@domain")->required();
+  tool.on(show, [&tool, o] { return run_show(tool, *o); });
+}
+
+} // namespace mh::user
