@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(
-  build-essential cmake pkg-config git
+  build-essential cmake ninja-build pkg-config git
   libcli11-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libicu-dev
   libcrypt-dev nlohmann-json3-dev libfmt-dev catch2
 )
