@@ -35,6 +35,15 @@ void sweep_leftovers(const fs::path& dir) {
   }
 }
 
+// Removes temp files of `file` that a writer killed between create and rename left
+// behind (".<name>.tmp.<pid>..."). Callers hold the lock every writer of `file` holds.
+void sweep_temp_files(const fs::path& file) {
+  const std::string prefix = "." + file.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(file.parent_path(), ec))
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) fs::remove(entry.path(), ec);
+}
+
 // Renames `dir` out of the way, makes that durable, then removes it.
 void remove_tree_atomically(const fs::path& dir) {
   const fs::path parent = dir.parent_path();
@@ -173,6 +182,7 @@ void update_domain(const Layout& layout, const Domain& domain, const std::functi
   FileLock lock = FileLock::acquire(layout.domain_lock(domain));
   DomainConfig c = read_domain(layout, domain);
   change(c);
+  sweep_temp_files(layout.domain_config(domain));
   save_domain_config(layout.domain_config(domain), c);
 }
 
@@ -242,6 +252,7 @@ void update_account(const Layout& layout, const Address& address, const std::fun
   FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
   AccountConfig c = read_account(layout, address);
   change(c);
+  sweep_temp_files(layout.account_config(address));
   save_account_config(layout.account_config(address), c);
 }
 
