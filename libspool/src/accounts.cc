@@ -20,9 +20,14 @@ void make_dir(const fs::path& p, mode_t mode = 0750) {
   if (::mkdir(p.c_str(), mode) != 0) throw_errno("cannot create directory", p, errno);
 }
 
+// Missing is "no"; any other failure (EACCES...) is an error, not "no such domain".
 bool is_directory_nofollow(const fs::path& p) {
   struct stat st;
-  return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  if (::lstat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    throw_errno("cannot inspect", p, errno);
+  }
+  return S_ISDIR(st.st_mode);
 }
 
 // Removes ".new-*" and ".deleted-*" directories a crashed tool left behind. Callers
@@ -134,6 +139,7 @@ bool add_domain(const Layout& layout, const Domain& domain, const DomainConfig& 
 }
 
 void delete_domain(const Layout& layout, const Domain& domain, bool force) {
+  require_domain(layout, domain); // before the lock: a typo must not leave a lock file
   layout.ensure_skeleton();
   FileLock spool_lock = FileLock::acquire(layout.spool_lock());
   FileLock domain_lock = FileLock::acquire(layout.domain_lock(domain));
@@ -178,6 +184,7 @@ DomainConfig read_domain(const Layout& layout, const Domain& domain) {
 }
 
 void update_domain(const Layout& layout, const Domain& domain, const std::function<void(DomainConfig&)>& change) {
+  require_domain(layout, domain); // before the lock: a typo must not leave a lock file
   layout.ensure_skeleton();
   FileLock lock = FileLock::acquire(layout.domain_lock(domain));
   DomainConfig c = read_domain(layout, domain);
@@ -201,6 +208,7 @@ void ensure_name_free(const Layout& layout, const Domain& domain, const LocalPar
 }
 
 bool add_account(const Layout& layout, const Address& address, const AccountConfig& initial, bool exist_ok) {
+  require_domain(layout, address.domain()); // before the lock: a typo must not leave a lock file
   layout.ensure_skeleton();
   FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
   require_domain(layout, address.domain());
@@ -229,6 +237,7 @@ bool add_account(const Layout& layout, const Address& address, const AccountConf
 }
 
 void delete_account(const Layout& layout, const Address& address, bool force) {
+  require_domain(layout, address.domain()); // before the lock: a typo must not leave a lock file
   layout.ensure_skeleton();
   FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
   require_account(layout, address);
@@ -248,6 +257,7 @@ AccountConfig read_account(const Layout& layout, const Address& address) {
 }
 
 void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change) {
+  require_domain(layout, address.domain()); // before the lock: a typo must not leave a lock file
   layout.ensure_skeleton();
   FileLock lock = FileLock::acquire(layout.domain_lock(address.domain()));
   AccountConfig c = read_account(layout, address);

@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <set>
 
@@ -28,7 +29,14 @@ public:
 
   YAML::Node parse(const std::string& text) const {
     try {
-      YAML::Node root = YAML::Load(text);
+      // LoadAll, not Load: Load silently drops everything after a "---" line, and
+      // ignoring part of a spool file is what strict loading exists to prevent.
+      std::vector<YAML::Node> docs = YAML::LoadAll(text);
+      for (std::size_t i = 1; i < docs.size(); ++i)
+        if (!docs[i].IsNull())
+          throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(docs[i].Mark().line + 1) +
+                                            ": more than one YAML document ('---'); a spool file holds exactly one");
+      YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
       if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
       if (!root.IsMap()) throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(root.Mark().line + 1) + ": expected a mapping of keys at the top level");
       return root;
@@ -38,14 +46,24 @@ public:
     }
   }
 
-  // Rejects keys not in `allowed`, reporting the line of the offending key.
+  // Rejects keys not in `allowed`, and keys given twice (yaml-cpp would silently use
+  // one of them), reporting the line of the offending key.
   void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
                  const std::string& prefix = "") const {
     std::set<std::string> ok(allowed.begin(), allowed.end());
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       std::string key = kv.first.Scalar();
       if (!kv.first.IsScalar() || !ok.count(key)) fail(kv.first, prefix + key, "unknown key");
+      if (!seen.insert(key).second) fail(kv.first, prefix + key, "duplicate key");
     }
+  }
+
+  void require_keys(const YAML::Node& map, std::initializer_list<const char*> required) const {
+    for (const char* key : required)
+      if (!map[key])
+        throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(std::max(map.Mark().line, 0) + 1) +
+                                          ": key '" + key + "': missing (the file is incomplete)");
   }
 
   std::string str(const YAML::Node& n, const std::string& key) const {
@@ -60,9 +78,11 @@ public:
     fail(n, key, "expected true or false, got '" + s + "'");
   }
 
+  // str() stays outside the try: its error already names file, line and key.
   std::uint64_t size(const YAML::Node& n, const std::string& key) const {
+    const std::string text = str(n, key);
     try {
-      return parse_size(str(n, key));
+      return parse_size(text);
     } catch (const Error& e) {
       fail(n, key, e.what());
     }
@@ -75,8 +95,9 @@ public:
   }
 
   std::chrono::milliseconds duration(const YAML::Node& n, const std::string& key) const {
+    const std::string text = str(n, key);
     try {
-      return parse_duration(str(n, key));
+      return parse_duration(text);
     } catch (const Error& e) {
       fail(n, key, e.what());
     }
@@ -123,6 +144,7 @@ DomainConfig load_domain_config(const fs::path& file) {
   Reader r(file);
   YAML::Node root = load_map(r);
   r.only_keys(root, {"created", "state", "quota"});
+  r.require_keys(root, {"created"});
   DomainConfig c;
   if (root["created"]) c.created = r.str(root["created"], "created");
   if (root["state"]) c.suspended = r.state(root["state"], "state", "active", "suspended") == "suspended";
@@ -144,6 +166,8 @@ AccountConfig load_account_config(const fs::path& file) {
   Reader r(file);
   YAML::Node root = load_map(r);
   r.only_keys(root, {"password", "display_name", "created", "state", "sending", "sending_reason", "quota"});
+  // An account without these was not written by us (an empty or truncated file).
+  r.require_keys(root, {"password", "created"});
   AccountConfig c;
   if (root["password"]) c.password_hash = r.str(root["password"], "password");
   if (root["display_name"]) c.display_name = r.str(root["display_name"], "display_name");
@@ -206,8 +230,9 @@ ServerConfig load_server_config(const fs::path& file) {
     if (!auth.IsMap()) r.fail(auth, "auth", "expected a mapping");
     r.only_keys(auth, {"allow_plaintext"}, "auth.");
     if (auto ap = auth["allow_plaintext"]) {
-      if (ap.IsScalar() && (ap.Scalar() == "true" || ap.Scalar() == "false")) {
-        c.auth_plaintext_any = ap.Scalar() == "true";
+      static const std::set<std::string> yes{"true", "yes", "on"}, no{"false", "no", "off"};
+      if (ap.IsScalar() && (yes.count(ap.Scalar()) || no.count(ap.Scalar()))) {
+        c.auth_plaintext_any = yes.count(ap.Scalar()) > 0;
         c.auth_plaintext_networks.clear();
       } else {
         c.auth_plaintext_networks = r.str_list(ap, "auth.allow_plaintext");

@@ -12,6 +12,7 @@ void throw_errno(std::string_view what, const std::filesystem::path& path, int e
   case EACCES:
   case EPERM:
   case EROFS:
+  case ELOOP: // O_NOFOLLOW met a symlink planted in the spool
     throw Error(Errc::permission, msg);
   case EEXIST:
   case ENOTEMPTY:

@@ -46,6 +46,8 @@ void fill_random(void* buf, std::size_t n) {
 }
 
 
+static_assert(max_password_length < CRYPT_MAX_PASSPHRASE_SIZE, "crypt_r refuses longer passphrases");
+
 } // namespace
 
 Secret::Secret(Secret&& o) noexcept : value_(std::move(o.value_)) { o.wipe(); }
@@ -66,7 +68,8 @@ void Secret::wipe() noexcept {
 std::string hash_password(const Secret& password) {
   const std::string& pw = password.reveal();
   if (pw.empty()) throw Error(Errc::invalid_input, "password is empty");
-  if (pw.size() > max_password_length) throw Error(Errc::invalid_input, "password is longer than 1024 bytes");
+  if (pw.size() > max_password_length)
+    throw Error(Errc::invalid_input, "password is longer than " + std::to_string(max_password_length) + " bytes");
   if (pw.find('\0') != std::string::npos) throw Error(Errc::invalid_input, "password contains a NUL byte");
   unsigned char rnd[32];
   fill_random(rnd, sizeof rnd);

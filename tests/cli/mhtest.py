@@ -102,3 +102,21 @@ def free_port(host="127.0.0.1"):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def parse_flat_yaml(text):
+    """The `key: value` pairs of a flat YAML file as the tools write it (account.yaml,
+    domain.yaml); raises ValueError on any other line, so a truncated or mangled file
+    fails loudly. Double-quoted values are unquoted (JSON escapes are a subset)."""
+    pairs = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep or not key or key != key.strip() or key in pairs:
+            raise ValueError(f"not a flat YAML line: {line!r}")
+        value = value.strip()
+        if value.startswith('"'):
+            value = json.loads(value)
+        pairs[key] = value
+    return pairs

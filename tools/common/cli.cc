@@ -54,6 +54,10 @@ int Tool::run(int argc, char** argv) {
     return app_.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app_.exit(e);
+  } catch (const CLI::ExtrasError&) {
+    // Not echoed: the most common stray operand is a password typed on the command line.
+    return print_error(64, "unexpected extra argument (passwords are never accepted as arguments: use "
+                           "--password-stdin or a terminal; see " + name_ + " --help)");
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
     return print_error(64, msg + " (see " + name_ + " --help)");
@@ -63,8 +67,9 @@ int Tool::run(int argc, char** argv) {
     Result r = selected_();
     if (common_.json) {
       std::cout << r.data.dump(2) << "\n";
-    } else if (!common_.quiet) {
-      std::cout << r.text;
+    } else {
+      if (!common_.quiet) std::cout << r.text;
+      std::cout << r.essential;
     }
     std::cout.flush();
     return r.exit_code;

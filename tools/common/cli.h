@@ -25,6 +25,7 @@ struct CommonOptions {
 struct Result {
   nlohmann::json data = nlohmann::json::object();
   std::string text;  // printed as is (add the trailing newline yourself)
+  std::string essential; // printed even with --quiet (a generated password: it is shown once)
   int exit_code = 0; // non-zero for "ran fine but the answer is no" (report, auth-test)
 };
 

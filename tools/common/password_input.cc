@@ -32,7 +32,8 @@ std::string read_line(int fd) {
     if (n == 0 || c == '\n') break;
     line += c;
     if (line.size() > spool::max_password_length)
-      throw Error(Errc::invalid_input, "password is longer than 1024 bytes");
+      throw Error(Errc::invalid_input,
+                  "password is longer than " + std::to_string(spool::max_password_length) + " bytes");
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
@@ -58,9 +59,11 @@ private:
   bool active_ = false;
 };
 
+// Echo goes off before the prompt appears (as getpass does): TCSAFLUSH would discard
+// anything typed between seeing the prompt and the switch.
 Secret ask(int tty, const char* prompt) {
-  (void)!::write(tty, prompt, std::char_traits<char>::length(prompt));
   TerminalNoEcho guard(tty);
+  (void)!::write(tty, prompt, std::char_traits<char>::length(prompt));
   return Secret(read_line(tty));
 }
 

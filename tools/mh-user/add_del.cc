@@ -39,7 +39,7 @@ void add_password_options(CLI::App* sub, AccountOptions& o) {
 void report_password(Result& r, const AccountOptions& o, const spool::Secret& pw) {
   if (!o.random_password) return;
   r.data["password"] = pw.reveal();
-  r.text += "password: " + pw.reveal() + "\n";
+  r.essential += "password: " + pw.reveal() + "\n";
 }
 
 Result run_add(const Tool& tool, const AccountOptions& o) {
@@ -48,7 +48,9 @@ Result run_add(const Tool& tool, const AccountOptions& o) {
   c.display_name = o.display_name;
   if (!o.quota.empty()) c.quota = spool::parse_size(o.quota);
   spool::Layout layout = tool.open_spool();
-  // Cheap checks first, so a typo does not cost a password prompt.
+  // Cheap checks first, so a typo does not cost a password prompt. A symlink planted
+  // for the domain or account is refused (77), not taken for "no such domain".
+  layout.verify_no_symlinks(layout.account_dir(a));
   if (!spool::domain_exists(layout, a.domain())) throw spool::Error(spool::Errc::no_domain, "no such domain: " + a.domain().str());
   Result r;
   if (spool::account_exists(layout, a) && o.exist_ok) {

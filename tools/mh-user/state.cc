@@ -60,8 +60,10 @@ void setup_suspend_resume(Tool& tool) {
   auto o = std::make_shared<StateOptions>();
   CLI::App* suspend = tool.app().add_subcommand("suspend", "Suspend an account (no login, no delivery) or only its sending");
   suspend->add_option("address", o->address, "name@domain")->required();
-  suspend->add_flag("--sending", o->sending, "Suspend only sending (SMTP AUTH); POP3 and delivery go on");
-  suspend->add_option("--reason", o->reason, "Why sending is suspended (shown to the user)")->type_name("TEXT");
+  auto* sending = suspend->add_flag("--sending", o->sending, "Suspend only sending (SMTP AUTH); POP3 and delivery go on");
+  suspend->add_option("--reason", o->reason, "Why sending is suspended (shown to the user)")
+      ->type_name("TEXT")
+      ->needs(sending);
   tool.on(suspend, [&tool, o] { return run_state(tool, *o, true); });
 
   CLI::App* resume = tool.app().add_subcommand("resume", "Resume a suspended account or its sending");

@@ -28,7 +28,9 @@ private:
   std::string value_;
 };
 
-inline constexpr std::size_t max_password_length = 1024;
+// libxcrypt hashes at most CRYPT_MAX_PASSPHRASE_SIZE - 1 = 511 bytes (crypt_r gives "*0"
+// for longer ones), so this is the longest password that can be stored and verified.
+inline constexpr std::size_t max_password_length = 511;
 
 // Hashes with yescrypt (default cost) and a fresh random salt. Throws on an empty
 // or over-long password (Error invalid_input).
