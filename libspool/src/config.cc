@@ -144,11 +144,11 @@ DomainConfig load_domain_config(const fs::path& file) {
   Reader r(file);
   YAML::Node root = load_map(r);
   r.only_keys(root, {"created", "state", "quota"});
-  r.require_keys(root, {"created"});
   DomainConfig c;
   if (root["created"]) c.created = r.str(root["created"], "created");
   if (root["state"]) c.suspended = r.state(root["state"], "state", "active", "suspended") == "suspended";
   if (root["quota"]) c.quota = r.size(root["quota"], "quota");
+  r.require_keys(root, {"created"});
   return c;
 }
 
@@ -166,8 +166,6 @@ AccountConfig load_account_config(const fs::path& file) {
   Reader r(file);
   YAML::Node root = load_map(r);
   r.only_keys(root, {"password", "display_name", "created", "state", "sending", "sending_reason", "quota"});
-  // An account without these was not written by us (an empty or truncated file).
-  r.require_keys(root, {"password", "created"});
   AccountConfig c;
   if (root["password"]) c.password_hash = r.str(root["password"], "password");
   if (root["display_name"]) c.display_name = r.str(root["display_name"], "display_name");
@@ -177,6 +175,8 @@ AccountConfig load_account_config(const fs::path& file) {
     c.sending_suspended = r.state(root["sending"], "sending", "active", "suspended") == "suspended";
   if (root["sending_reason"]) c.sending_reason = r.str(root["sending_reason"], "sending_reason");
   if (root["quota"]) c.quota = r.size(root["quota"], "quota");
+  // An account without these was not written by us (an empty or truncated file).
+  r.require_keys(root, {"password", "created"});
   return c;
 }
 

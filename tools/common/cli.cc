@@ -54,8 +54,11 @@ int Tool::run(int argc, char** argv) {
     return app_.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app_.exit(e);
-  } catch (const CLI::ExtrasError&) {
-    // Not echoed: the most common stray operand is a password typed on the command line.
+  } catch (const CLI::ExtrasError& e) {
+    // A stray operand is not echoed: the most common one is a password typed on the
+    // command line. Stray options (which start with '-') are named.
+    if (std::string(e.what()).find(": -") != std::string::npos)
+      return print_error(64, std::string(e.what()) + " (see " + name_ + " --help)");
     return print_error(64, "unexpected extra argument (passwords are never accepted as arguments: use "
                            "--password-stdin or a terminal; see " + name_ + " --help)");
   } catch (const CLI::ParseError& e) {
