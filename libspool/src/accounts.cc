@@ -99,6 +99,9 @@ std::vector<LocalPart> read_name_dir(const fs::path& dir) {
     std::string_view name = e->d_name;
     if (name.empty() || name[0] == '.') continue;
     if (local_part_problem(name)) continue;
+    // Accounts and lists are directories: a symlink planted under a valid name (or a
+    // stray file) is not one, as list_domains() already ignores them.
+    if (e->d_type != DT_DIR && (e->d_type != DT_UNKNOWN || !is_directory_nofollow(dir / name))) continue;
     out.push_back(LocalPart::parse(name));
   }
   ::closedir(d);

@@ -7,14 +7,34 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <initializer_list>
+#include <optional>
 #include <set>
 
 namespace spool {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::optional<std::string> network_problem(const std::string& net) {
+  auto slash = net.find('/');
+  std::string addr = net.substr(0, slash);
+  unsigned char buf[sizeof(in6_addr)];
+  int max_prefix = 0;
+  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) max_prefix = 32;
+  else if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) max_prefix = 128;
+  else return std::string("expected an IPv4 or IPv6 address with an optional /prefix");
+  if (slash == std::string::npos) return std::nullopt;
+  const std::string prefix = net.substr(slash + 1);
+  if (prefix.empty() || prefix.size() > 3 || prefix.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(prefix) > max_prefix)
+    return "prefix length must be 0.." + std::to_string(max_prefix);
+  return std::nullopt;
+}
 
 // Reading context: every error names the file and the 1-based line of the node.
 class Reader {
@@ -115,6 +135,15 @@ public:
     return out;
   }
 
+  // CIDR networks ("127.0.0.0/8", "::1/128", or a bare address): checked here, so a typo
+  // is a config error at load, not a network that silently matches nothing.
+  std::vector<std::string> networks(const YAML::Node& n, const std::string& key) const {
+    std::vector<std::string> out = str_list(n, key);
+    for (const std::string& net : out)
+      if (auto why = network_problem(net)) fail(n, key, "'" + net + "' is not a network: " + *why);
+    return out;
+  }
+
   std::string state(const YAML::Node& n, const std::string& key, const char* a, const char* b) const {
     std::string s = str(n, key);
     if (s != a && s != b) fail(n, key, std::string("expected '") + a + "' or '" + b + "', got '" + s + "'");
@@ -126,6 +155,16 @@ public:
 private:
   fs::path file_;
 };
+
+// Records the line of every key of a mapping and of its sub-mappings ("a.b").
+void record_key_lines(const YAML::Node& map, const std::string& prefix, std::map<std::string, int>& out) {
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string key = prefix + kv.first.Scalar();
+    out[key] = kv.first.Mark().line + 1;
+    if (kv.second.IsMap()) record_key_lines(kv.second, key + ".", out);
+  }
+}
 
 YAML::Node load_map(const Reader& r) {
   std::string text = read_file(r.file());
@@ -203,6 +242,7 @@ ServerConfig load_server_config(const fs::path& file) {
   YAML::Node root = r.parse(*text);
   r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "limits",
                      "timeouts", "clamd"});
+  record_key_lines(root, "", c.key_lines);
   if (root["hostname"]) c.hostname = r.str(root["hostname"], "hostname");
   if (auto listen = root["listen"]) {
     if (!listen.IsMap()) r.fail(listen, "listen", "expected a mapping of service: address");
@@ -225,7 +265,7 @@ ServerConfig load_server_config(const fs::path& file) {
     if (dns["servers"]) c.dns_servers = r.str_list(dns["servers"], "dns.servers");
     if (dns["timeout"]) c.dns_timeout = r.duration(dns["timeout"], "dns.timeout");
   }
-  if (root["trusted_networks"]) c.trusted_networks = r.str_list(root["trusted_networks"], "trusted_networks");
+  if (root["trusted_networks"]) c.trusted_networks = r.networks(root["trusted_networks"], "trusted_networks");
   if (auto auth = root["auth"]) {
     if (!auth.IsMap()) r.fail(auth, "auth", "expected a mapping");
     r.only_keys(auth, {"allow_plaintext"}, "auth.");
@@ -235,7 +275,7 @@ ServerConfig load_server_config(const fs::path& file) {
         c.auth_plaintext_any = yes.count(ap.Scalar()) > 0;
         c.auth_plaintext_networks.clear();
       } else {
-        c.auth_plaintext_networks = r.str_list(ap, "auth.allow_plaintext");
+        c.auth_plaintext_networks = r.networks(ap, "auth.allow_plaintext");
       }
     }
   }

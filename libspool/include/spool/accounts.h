@@ -42,8 +42,9 @@ std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domai
 // Throws Error(exists) when `name` is taken by an account or list in `domain`.
 void ensure_name_free(const Layout& layout, const Domain& domain, const LocalPart& name);
 
-// Names of valid entries in a spool directory: skips dot files (temp/leftover) and
-// anything that fails re-validation (a name read back from disk is not trusted).
+// Names of valid entries in a spool directory: skips dot files (temp/leftover), anything
+// that fails re-validation (a name read back from disk is not trusted) and anything that
+// is not a real directory (a planted symlink, a stray file).
 std::vector<LocalPart> read_name_dir(const fs::path& dir);
 
 } // namespace spool

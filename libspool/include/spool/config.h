@@ -51,6 +51,9 @@ struct ServerConfig {
   std::chrono::milliseconds timeout_command{300000};     // RFC 5321 §4.5.3.2: 5 min
   std::chrono::milliseconds timeout_data{600000};        // per DATA block read
   std::string clamd_address;                             // empty = no virus scanning
+  // 1-based line of each key given ("listen.smtp", "limits.message_size", …), so checks
+  // made later by the daemon can name file:line:key like the loader does.
+  std::map<std::string, int> key_lines;
 };
 
 DomainConfig load_domain_config(const std::filesystem::path& file);
