@@ -7,10 +7,12 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libcli11-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libicu-dev
   libcrypt-dev nlohmann-json3-dev libfmt-dev catch2
+  libasio-dev libc-ares-dev
 )
 # Real peers the tests drive: clients we did not write, and readers of our Maildirs.
 test_pkgs=(
   python3 bsdextrautils util-linux procps hyperfine mutt
+  swaks curl dnsmasq-base man-db groff-base
 )
 
 want=("${build_pkgs[@]}")

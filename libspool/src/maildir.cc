@@ -1,24 +1,173 @@
-// maildir.cc — Maildir creation and inspection.
+// maildir.cc — Maildir listing, reading, removal and the Maildir++ maildirsize file.
+// Names read from new/ and cur/ are not trusted: a UIDL is used only when it is 1–70
+// printable ASCII characters (RFC 1939 §7), and files are opened with O_NOFOLLOW.
 #include "spool/maildir.h"
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <ctime>
 
 namespace spool {
+namespace {
 
-void create_maildir(const std::filesystem::path& dir, std::uint64_t quota_bytes) {
-  for (const auto& d : {dir, dir / "tmp", dir / "new", dir / "cur"})
-    if (::mkdir(d.c_str(), 0700) != 0) throw_errno("cannot create directory", d, errno);
-  // Maildir++: first line is the quota definition, then "<bytes> <count>" lines.
-  write_file_atomic(dir / "maildirsize", std::to_string(quota_bytes) + "S\n0 0\n", 0600);
+constexpr std::size_t max_uidl_length = 70;
+
+bool uidl_ok(std::string_view uidl) {
+  if (uidl.empty() || uidl.size() > max_uidl_length) return false;
+  return std::all_of(uidl.begin(), uidl.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
-bool maildir_holds_mail(const std::filesystem::path& dir) {
+// ",S=<digits>" in the part before the ':' info suffix (Dovecot/Courier convention).
+std::optional<std::uint64_t> size_from_name(std::string_view name) {
+  std::string_view base = name.substr(0, name.find(':'));
+  for (std::size_t pos = base.find(",S="); pos != std::string_view::npos; pos = base.find(",S=", pos + 1)) {
+    std::string_view digits = base.substr(pos + 3);
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec == std::errc() && end != digits.data() && (end == digits.data() + digits.size() || *end == ','))
+      return value;
+  }
+  return std::nullopt;
+}
+
+// The leading "<secs>." of a qmail-style name.
+std::optional<std::int64_t> time_from_name(std::string_view name) {
+  std::int64_t secs = 0;
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), secs);
+  if (ec != std::errc() || end == name.data() || end == name.data() + name.size() || *end != '.') return std::nullopt;
+  return secs;
+}
+
+struct DirEntry {
+  std::string name;
+  unsigned char type;
+};
+
+// Entries of `dir` that are not dot files; a missing directory is empty.
+std::vector<DirEntry> read_entries(const fs::path& dir) {
+  std::vector<DirEntry> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    throw_errno("cannot read directory", dir, errno);
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.push_back({e->d_name, e->d_type});
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) throw_errno("cannot read directory", dir, err);
+  return out;
+}
+
+// Fills size/delivered from the name, falling back to lstat(). False when the entry is
+// not a regular file or vanished meanwhile.
+bool describe(const fs::path& dir, const DirEntry& e, MessageInfo& m) {
+  auto size = size_from_name(e.name);
+  auto when = time_from_name(e.name);
+  bool regular_known = e.type == DT_REG;
+  if (!size || !when || !regular_known) {
+    struct stat st;
+    if (::lstat((dir / e.name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    if (!size) size = static_cast<std::uint64_t>(st.st_size);
+    if (!when) when = st.st_mtime;
+  }
+  m.size = *size;
+  m.delivered = *when;
+  return true;
+}
+
+struct ParsedSize {
+  std::uint64_t quota = 0;
+  Usage usage;
+};
+
+// Parses maildirsize; nullopt when it must be rebuilt: a line that is not "<n> <n>\n"
+// (e.g. a partial last line), a negative total, or an empty file.
+std::optional<ParsedSize> parse_maildirsize(std::string_view text) {
+  std::size_t eol = text.find('\n');
+  if (eol == std::string_view::npos) return std::nullopt;
+  ParsedSize out;
+  std::string_view first = text.substr(0, eol);
+  // Maildir++: "<bytes>S[,<count>C]" or empty; only the byte quota is used here.
+  if (!first.empty()) {
+    auto [end, ec] = std::from_chars(first.data(), first.data() + first.size(), out.quota);
+    if (ec != std::errc() || end == first.data() + first.size() || *end != 'S') out.quota = 0;
+  }
+  text.remove_prefix(eol + 1);
+  std::int64_t bytes = 0, count = 0;
+  while (!text.empty()) {
+    eol = text.find('\n');
+    if (eol == std::string_view::npos) return std::nullopt;
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol + 1);
+    std::int64_t b = 0, c = 0;
+    const char* p = line.data();
+    const char* end = line.data() + line.size();
+    while (p < end && *p == ' ') ++p;
+    auto r1 = std::from_chars(p, end, b);
+    if (r1.ec != std::errc()) return std::nullopt;
+    p = r1.ptr;
+    if (p == end || *p != ' ') return std::nullopt;
+    while (p < end && *p == ' ') ++p;
+    auto r2 = std::from_chars(p, end, c);
+    if (r2.ec != std::errc()) return std::nullopt;
+    p = r2.ptr;
+    while (p < end && *p == ' ') ++p;
+    if (p != end) return std::nullopt;
+    bytes += b;
+    count += c;
+  }
+  if (bytes < 0 || count < 0) return std::nullopt;
+  out.usage = {static_cast<std::uint64_t>(bytes), static_cast<std::uint64_t>(count)};
+  return out;
+}
+
+std::string maildirsize_text(std::uint64_t quota, const Usage& u) {
+  return std::to_string(quota) + "S\n" + std::to_string(u.bytes) + " " + std::to_string(u.messages) + "\n";
+}
+
+// The parsed maildirsize when it exists, is at most maildirsize_max_bytes and valid.
+std::optional<ParsedSize> read_valid_maildirsize(const fs::path& file) {
+  auto text = read_file_if_exists(file);
+  if (!text || text->size() > maildirsize_max_bytes) return std::nullopt;
+  return parse_maildirsize(*text);
+}
+
+// maildir.5: a tmp/ file untouched for 36 hours is a leftover of a crashed delivery.
+void remove_stale_tmp_files(const fs::path& tmp) {
+  const std::time_t now = std::time(nullptr);
+  for (const auto& e : read_entries(tmp)) {
+    struct stat st;
+    fs::path p = tmp / e.name;
+    if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > stale_tmp_seconds)
+      ::unlink(p.c_str());
+  }
+}
+
+} // namespace
+
+std::string_view uidl_of(std::string_view filename) {
+  return filename.substr(0, filename.find_first_of(",:"));
+}
+
+void create_maildir(const fs::path& dir, std::uint64_t quota_bytes) {
+  for (const auto& d : {dir, dir / "tmp", dir / "new", dir / "cur"})
+    if (::mkdir(d.c_str(), 0700) != 0) throw_errno("cannot create directory", d, errno);
+  write_file_atomic(dir / "maildirsize", maildirsize_text(quota_bytes, {}), 0600);
+}
+
+bool maildir_holds_mail(const fs::path& dir) {
   for (const char* sub : {"new", "cur"}) {
     DIR* d = ::opendir((dir / sub).c_str());
     if (!d) continue;
@@ -33,6 +182,166 @@ bool maildir_holds_mail(const std::filesystem::path& dir) {
     if (found) return true;
   }
   return false;
+}
+
+Maildir::Maildir(fs::path dir) : dir_(std::move(dir)) {}
+
+FileLock Maildir::writer_lock() const { return FileLock::acquire(lock_path(), FileLock::Mode::shared); }
+
+std::vector<MessageInfo> Maildir::list() const {
+  std::vector<MessageInfo> out;
+  for (bool in_new : {true, false}) {
+    const fs::path dir = in_new ? new_dir() : cur_dir();
+    for (const auto& e : read_entries(dir)) {
+      MessageInfo m;
+      m.uidl = std::string(uidl_of(e.name));
+      if (!uidl_ok(m.uidl)) continue; // see list() in maildir.h
+      m.filename = e.name;
+      m.in_new = in_new;
+      if (describe(dir, e, m)) out.push_back(std::move(m));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const MessageInfo& a, const MessageInfo& b) {
+    return a.delivered != b.delivered ? a.delivered < b.delivered : a.uidl < b.uidl;
+  });
+  return out;
+}
+
+std::optional<MessageInfo> Maildir::find(std::string_view uidl) const {
+  for (bool in_new : {true, false}) {
+    const fs::path dir = in_new ? new_dir() : cur_dir();
+    for (const auto& e : read_entries(dir)) {
+      if (uidl_of(e.name) != uidl) continue;
+      MessageInfo m;
+      m.uidl = std::string(uidl);
+      m.filename = e.name;
+      m.in_new = in_new;
+      if (describe(dir, e, m)) return m;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<int> Maildir::open_message(const MessageInfo& m) const {
+  // A reader (mutt, Dovecot, our POP3) may move new/→cur/ or change flags at any time:
+  // each rename keeps the UIDL, so look it up again. Bounded against a pathological
+  // renamer; losing every race means "gone".
+  MessageInfo current = m;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    fs::path p = (current.in_new ? new_dir() : cur_dir()) / current.filename;
+    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) return fd;
+    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + p.string());
+    if (errno != ENOENT) throw_errno("cannot open message", p, errno);
+    auto again = find(m.uidl);
+    if (!again) return std::nullopt;
+    current = *again;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Maildir::read_message(const MessageInfo& m) const {
+  auto fd = open_message(m);
+  if (!fd) return std::nullopt;
+  std::string out;
+  out.reserve(static_cast<std::size_t>(m.size));
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(*fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(*fd);
+      throw_errno("cannot read message", dir_ / m.filename, err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(*fd);
+  return out;
+}
+
+bool Maildir::remove(const MessageInfo& m) {
+  FileLock lock = writer_lock();
+  MessageInfo current = m;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    fs::path p = (current.in_new ? new_dir() : cur_dir()) / current.filename;
+    if (::unlink(p.c_str()) == 0) {
+      // Only the process whose unlink succeeded records the removal, so two purges
+      // racing for one message subtract it once.
+      record(-static_cast<std::int64_t>(current.size), -1);
+      return true;
+    }
+    if (errno != ENOENT) throw_errno("cannot remove message", p, errno);
+    auto again = find(m.uidl);
+    if (!again) return false;
+    current = *again;
+  }
+  return false;
+}
+
+void Maildir::record(std::int64_t bytes, std::int64_t messages) {
+  // No O_CREAT: a missing file is rebuilt from the files by the next usage().
+  int fd = ::open(maildirsize_path().c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return;
+    throw_errno("cannot open", maildirsize_path(), errno);
+  }
+  // One write() of one short line: O_APPEND makes it atomic against other appenders,
+  // so concurrent writers never interleave inside a line (Maildir++ design).
+  const std::string line = std::to_string(bytes) + " " + std::to_string(messages) + "\n";
+  ssize_t n;
+  do n = ::write(fd, line.data(), line.size());
+  while (n < 0 && errno == EINTR);
+  int err = errno;
+  ::close(fd);
+  if (n < 0) throw_errno("cannot append to", maildirsize_path(), err);
+  if (static_cast<std::size_t>(n) != line.size())
+    // A short write leaves a partial line; the next usage() sees it and rebuilds.
+    throw Error(Errc::other, "short write to " + maildirsize_path().string(), /*temporary=*/true);
+}
+
+std::uint64_t Maildir::quota() const {
+  auto text = read_file_if_exists(maildirsize_path());
+  if (!text) return 0;
+  auto parsed = parse_maildirsize(*text);
+  return parsed ? parsed->quota : 0;
+}
+
+Usage Maildir::usage() const {
+  if (auto parsed = read_valid_maildirsize(maildirsize_path())) return parsed->usage;
+  // Missing, oversized or unparsable: rebuild (Maildir++ lets any reader do it). Several
+  // readers may notice at once; the first rebuilds, the others find a valid file.
+  FileLock lock = FileLock::acquire(lock_path(), FileLock::Mode::exclusive);
+  if (auto parsed = read_valid_maildirsize(maildirsize_path())) return parsed->usage;
+  return rebuild_maildirsize(std::nullopt);
+}
+
+Usage Maildir::recalc(std::optional<std::uint64_t> quota_line) {
+  FileLock lock = FileLock::acquire(lock_path(), FileLock::Mode::exclusive);
+  return rebuild_maildirsize(quota_line);
+}
+
+// Caller holds the exclusive lock, so no writer changes files or maildirsize meanwhile.
+Usage Maildir::rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const {
+  std::uint64_t quota = 0;
+  if (auto text = read_file_if_exists(maildirsize_path())) {
+    if (auto parsed = parse_maildirsize(*text)) quota = parsed->quota;
+  }
+  if (quota_line) quota = *quota_line;
+
+  remove_stale_tmp_files(tmp_dir());
+  Usage total;
+  for (const fs::path& dir : {new_dir(), cur_dir()}) {
+    for (const auto& e : read_entries(dir)) {
+      MessageInfo m;
+      if (!describe(dir, e, m)) continue;
+      total.bytes += m.size;
+      total.messages += 1;
+    }
+  }
+  write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
+  return total;
 }
 
 } // namespace spool

@@ -1,18 +1,100 @@
 // maildir.h — Maildir per maildir.5 (tmp/ new/ cur/) plus Maildir++ maildirsize.
-// This is the mail store's entry point; creation and "holds mail" are used by
-// provisioning, delivery/listing/removal build on the same files.
+// Listing, reading and removing messages, and the exact per-Maildir usage. Message file
+// names follow the qmail scheme "<secs>.M<usecs>P<pid>Q<n>R<hex>.<host>,S=<size>[:2,FLAGS]";
+// the UIDL is the part before the first ',' or ':' so it survives new/→cur/ and flags
+// changes made by any reader (mutt, Dovecot, Python's mailbox). Delivery is delivery.h.
 #pragma once
+
+#include "spool/layout.h"
+#include "spool/lock.h"
+#include "spool/quota.h"
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace spool {
 
-// Creates dir with tmp/, new/, cur/ (mode 0700) and an empty maildirsize whose quota
+struct MessageInfo {
+  std::string uidl;           // stable id = file name up to the first ',' or ':' (unique part);
+                              // unchanged when the file moves new/→cur/ or gets flags. ≤ 70 chars, 0x21–0x7E.
+  std::string filename;       // current base name (in new/ or cur/)
+  bool in_new = true;
+  std::uint64_t size = 0;     // from ",S=<size>" in the name (stat only if missing)
+  std::int64_t delivered = 0; // unix time: leading "<secs>." of the name (stat mtime if not parsable)
+};
+
+// maildirsize grows by one line per delivery/removal; past this it is rebuilt (Maildir++).
+inline constexpr std::uintmax_t maildirsize_max_bytes = 5120;
+// tmp/ files older than this are leftovers of crashed deliveries (maildir.5: 36 hours).
+inline constexpr std::int64_t stale_tmp_seconds = 36 * 3600;
+
+// Creates dir with tmp/, new/, cur/ (mode 0700) and an initial maildirsize whose quota
 // line carries `quota_bytes` (0 = no per-mailbox limit). Fails if dir exists.
-void create_maildir(const std::filesystem::path& dir, std::uint64_t quota_bytes = 0);
+void create_maildir(const fs::path& dir, std::uint64_t quota_bytes = 0);
 
 // True when new/ or cur/ holds at least one message (dot files are not messages).
-bool maildir_holds_mail(const std::filesystem::path& dir);
+bool maildir_holds_mail(const fs::path& dir);
+
+// UIDL of a message file name: the part before the first ',' or ':'.
+std::string_view uidl_of(std::string_view filename);
+
+class Maildir {
+public:
+  // Locking: "<dir>/.maildirsize.lock" (a dot file, never taken for a message; derived from
+  // the directory alone so every process agrees on it). Writers (delivery, remove) hold it
+  // shared around "link/unlink + maildirsize append"; recalc holds it exclusive, so a
+  // rebuild never misses or double-counts a concurrent change.
+  explicit Maildir(fs::path dir);
+
+  const fs::path& path() const noexcept { return dir_; }
+
+  // new/ + cur/, dot files skipped, oldest first (by delivery time, then UIDL). A name
+  // whose UIDL would not be 1–70 printable ASCII characters (no Maildir writer makes one)
+  // is not listed, but still counts in recalc(): it occupies the disk.
+  std::vector<MessageInfo> list() const;
+  std::optional<MessageInfo> find(std::string_view uidl) const;
+
+  // Opens a message for reading (O_RDONLY|O_NOFOLLOW); if it moved new/→cur/ meanwhile it is
+  // found again by uidl; nullopt if it is gone (purged). Caller closes the fd.
+  std::optional<int> open_message(const MessageInfo& m) const;
+  std::optional<std::string> read_message(const MessageInfo& m) const;   // whole message
+
+  // Unlinks the message and records "-<size> -1" in maildirsize (O_APPEND single write).
+  // Returns false (and records nothing) if it was already gone.
+  bool remove(const MessageInfo& m);
+
+  // From maildirsize (recalculated under lock if missing, unparsable or over 5120 bytes).
+  Usage usage() const;
+  // Rebuilds maildirsize from the files, under the maildir's lock; also removes stale tmp/
+  // files. The quota line is kept unless `quota_line` gives a new one.
+  Usage recalc(std::optional<std::uint64_t> quota_line = std::nullopt);
+
+  // The quota line of maildirsize ("<n>S"), 0 when none/unlimited.
+  std::uint64_t quota() const;
+
+  // Appends one "<bytes> <count>\n" line to maildirsize with a single O_APPEND write.
+  // Callers hold writer_lock(). A missing maildirsize is left missing: the next usage()
+  // rebuilds it from the files, which already include this change.
+  void record(std::int64_t bytes, std::int64_t messages);
+
+  // The lock every writer holds (shared) around "change a file + record()"; recalc holds it
+  // exclusive. Returned lock is released by its destructor.
+  FileLock writer_lock() const;
+
+  fs::path new_dir() const { return dir_ / "new"; }
+  fs::path cur_dir() const { return dir_ / "cur"; }
+  fs::path tmp_dir() const { return dir_ / "tmp"; }
+  fs::path maildirsize_path() const { return dir_ / "maildirsize"; }
+  fs::path lock_path() const { return dir_ / ".maildirsize.lock"; }
+
+private:
+  Usage rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const;
+
+  fs::path dir_;
+};
 
 } // namespace spool

@@ -1,0 +1,84 @@
+// delivery.h — safe Maildir delivery by the qmail protocol (SPEC §2): the message is
+// streamed into <maildir>/tmp/, fsynced once, then hard-linked into each recipient's
+// new/ (copied on EXDEV), new/ fsynced, and maildirsize appended. Readers never see a
+// partial file; one message to many accounts is stored once. Quota is checked per
+// recipient under the domain's quota lock (quota.h), which is held only around the
+// check + link + append — never around the data fsync.
+#pragma once
+
+#include "spool/layout.h"
+#include "spool/names.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spool {
+
+// A message being received; streams to a file in <maildir>/tmp/ (mode 0600). The caller
+// has checked `maildir_for_tmp` with Layout::verify_no_symlinks (deliver_bytes does).
+class PendingMessage {
+public:
+  static PendingMessage begin(const fs::path& maildir_for_tmp);  // file in <maildir>/tmp/
+
+  PendingMessage(PendingMessage&& other) noexcept;
+  PendingMessage& operator=(PendingMessage&& other) noexcept;
+  PendingMessage(const PendingMessage&) = delete;
+  PendingMessage& operator=(const PendingMessage&) = delete;
+  ~PendingMessage();                                              // abort() unless committed
+
+  void append(std::string_view bytes);                            // buffered; never whole in memory
+  std::uint64_t size() const noexcept { return size_; }
+  void abort() noexcept;                                          // unlink tmp (also in destructor)
+
+  // --- used by deliver() ---
+  // Flushes the buffer, fsyncs and closes the file (once; later calls do nothing).
+  void finish();
+  const fs::path& tmp_path() const noexcept { return tmp_path_; }
+  // The unique part of the final name (without ",S=" and flags); fixed at begin().
+  const std::string& unique_name() const noexcept { return unique_; }
+
+private:
+  PendingMessage() = default;
+  void flush_buffer();
+
+  fs::path tmp_path_;
+  std::string unique_;
+  std::string buffer_;
+  std::uint64_t size_ = 0;
+  int fd_ = -1;
+  bool finished_ = false;
+};
+
+struct DeliveryOutcome {
+  Address recipient;
+  enum class Status { delivered, over_quota, no_account, failed_temporary } status;
+  std::string detail;                  // human text for logs / SMTP replies
+  std::string uidl;                    // when delivered
+};
+
+// A new unique Maildir name "<secs>.M<usecs>P<pid>Q<counter>R<hex>.<host>" (no ",S=").
+// The host part is sanitized ('/' → \057, ':' → \072) and shortened so it is ≤ 70 chars.
+std::string unique_maildir_name();
+// The host part of a Maildir name (maildir.5): '/' → \057, ':' → \072, and also ','
+// (it ends the UIDL), '\\' and anything outside 0x21–0x7E as \ooo octal; cut at an escape
+// boundary so the result has at most `budget` characters.
+std::string maildir_safe_host(std::string_view host, std::size_t budget);
+
+// fsyncs the pending file once, then per recipient: checks quota (domain and optional account
+// quota) under the domain's quota lock and, if it fits, hard-links into <account>/Maildir/new/
+// (copy if link fails with EXDEV), fsyncs new/, appends to maildirsize. The same bytes are
+// written once for all recipients. Never reports "delivered" before the link is durable.
+// A recipient without an account → no_account; disk full / I/O errors → failed_temporary.
+// Throws spool::Error only when the pending file itself cannot be completed (e.g. ENOSPC
+// while fsyncing it); the tmp file is removed in that case.
+std::vector<DeliveryOutcome> deliver(const Layout& layout, PendingMessage& msg,
+                                     const std::vector<Address>& recipients);
+// Convenience for tools/tests/bench: deliver a whole message held in memory. The tmp file
+// is created in the first recipient's Maildir that exists.
+std::vector<DeliveryOutcome> deliver_bytes(const Layout& layout, std::string_view message,
+                                           const std::vector<Address>& recipients);
+
+} // namespace spool

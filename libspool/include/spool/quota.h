@@ -1,0 +1,47 @@
+// quota.h — disk usage and the one place quota decisions are made (SPEC §4).
+// Usage is read from Maildir++ `maildirsize` files (one per account Maildir and per list
+// archive), never by walking message files, so it costs the same for 10 or 100,000
+// messages. Every writer appends "<bytes> <count>" lines with one O_APPEND write, so the
+// sum is exact at any moment; deliver() serializes check + link + append per domain under
+// Layout::quota_lock(domain), so racing deliveries never push a domain over its quota.
+#pragma once
+
+#include "spool/layout.h"
+#include "spool/names.h"
+
+#include <cstdint>
+
+namespace spool {
+
+struct Usage {
+  std::uint64_t bytes = 0;
+  std::uint64_t messages = 0;
+  auto operator<=>(const Usage&) const = default;
+};
+
+// Reads the account's maildirsize only (recalculated under lock if missing/oversized).
+Usage account_usage(const Layout& layout, const Address& account);
+// A list's archive Maildir; a list without an archive counts as empty.
+Usage list_archive_usage(const Layout& layout, const Address& list);
+// Sum over the domain's accounts and list archives; no walking of message files.
+Usage domain_usage(const Layout& layout, const Domain& domain);
+
+enum class QuotaVerdict { fits, domain_full, account_full };
+
+// The one place quota decisions are made (daemon RCPT/DATA checks, list archiving,
+// deliver()). A message fits when usage + bytes <= quota for the domain and, if the
+// account has one, for the account (quota 0 = unlimited). bytes = 0 asks "is there any
+// room at all" (RCPT time): refused when usage >= quota. Takes no lock: callers that must
+// be exact against concurrent writers hold FileLock(layout.quota_lock(domain)) around the
+// check and the write (deliver() does).
+QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes);
+
+// Rebuilds the account's maildirsize from its message files (under the Maildir's lock).
+Usage recalc_account(const Layout& layout, const Address& account);
+// Rebuilds a list archive's maildirsize; an archive that does not exist is empty.
+Usage recalc_list_archive(const Layout& layout, const Address& list);
+
+// Sets domain.yaml `quota` (0 = unlimited) via update_domain (under the domain lock).
+void set_domain_quota(const Layout& layout, const Domain& domain, std::uint64_t bytes);
+
+} // namespace spool

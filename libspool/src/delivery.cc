@@ -1,0 +1,351 @@
+// delivery.cc — the qmail delivery protocol (maildir.5) with exact per-domain quota.
+// On-disk states of one message, in order (a crash in any of them is safe):
+//   1. tmp/<unique>             being written; invisible to readers, removed after 36 h
+//   2. tmp/<unique> fsynced     still invisible
+//   3. new/<unique>,S=<size>    linked under the quota lock, maildirsize line appended
+//   4. new/ fsynced             durable: only now is "delivered" reported
+//   5. tmp/<unique> unlinked    after every recipient got its link
+#include "spool/delivery.h"
+
+#include "spool/accounts.h"
+#include "spool/atomic_file.h"
+#include "spool/error.h"
+#include "spool/lock.h"
+#include "spool/maildir.h"
+#include "spool/quota.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <optional>
+
+namespace spool {
+namespace {
+
+constexpr std::size_t max_uidl_length = 70;
+constexpr std::size_t write_buffer_size = 64 * 1024;
+
+std::string this_host() {
+  char raw[256] = {};
+  if (::gethostname(raw, sizeof raw - 1) != 0 || raw[0] == '\0') return "localhost";
+  return raw;
+}
+
+std::string random_hex() {
+  std::uint32_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = static_cast<std::uint32_t>(::getpid()) * 2654435761u;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", r);
+  return buf;
+}
+
+int open_tmp_file(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw_errno("cannot create", p, errno);
+  return fd;
+}
+
+void fsync_or_throw(int fd, const fs::path& p) {
+  if (::fsync(fd) != 0) throw_errno("cannot fsync", p, errno);
+}
+
+// EXDEV fallback: a copy of `source` in the target Maildir's tmp/, streamed and fsynced.
+fs::path copy_into_tmp(const fs::path& source, const Maildir& target, const std::string& unique) {
+  const fs::path copy = target.tmp_dir() / unique;
+  int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) throw_errno("cannot open", source, errno);
+  int out = -1;
+  try {
+    out = open_tmp_file(copy);
+    char buf[write_buffer_size];
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("cannot read", source, errno);
+      if (n == 0) break;
+      write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), copy);
+    }
+    fsync_or_throw(out, copy);
+    int fd = out;
+    out = -1;
+    if (::close(fd) != 0) throw_errno("cannot close", copy, errno);
+  } catch (...) {
+    if (out >= 0) {
+      ::close(out);
+      ::unlink(copy.c_str());
+    }
+    ::close(in);
+    throw;
+  }
+  ::close(in);
+  return copy;
+}
+
+std::string quota_refusal(QuotaVerdict v, const Address& a) {
+  // SPEC §4: the sender is told "Disk quota exceeded" (552 5.2.2).
+  if (v == QuotaVerdict::account_full) return "Disk quota exceeded: mailbox " + a.str() + " is full";
+  return "Disk quota exceeded: domain " + a.domain().str() + " is full";
+}
+
+// A link made in phase 1 of deliver(), not yet durable.
+struct Linked {
+  std::size_t outcome;
+  Maildir maildir;
+  fs::path target;
+};
+
+class Delivery {
+public:
+  Delivery(const Layout& layout, PendingMessage& msg) : layout_(layout), msg_(msg) {}
+
+  // Phase 1 for one recipient: account check, then quota check + link + maildirsize
+  // append under the domain's quota lock. Returns the link to make durable in phase 2.
+  std::optional<Linked> link(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
+    try {
+      if (!account_exists(layout_, rcpt)) {
+        out.status = DeliveryOutcome::Status::no_account;
+        out.detail = "no such account: " + rcpt.str();
+        return std::nullopt;
+      }
+      return link_under_quota(rcpt, out, index);
+    } catch (const Error& e) {
+      out.status = DeliveryOutcome::Status::failed_temporary;
+      out.detail = e.what();
+      return std::nullopt;
+    }
+  }
+
+  // Phase 2: fsync new/. After the first recipient's fsync the journal commit usually
+  // already covers the other links, so N recipients cost far less than N commits.
+  void make_durable(Linked& l, DeliveryOutcome& out) {
+    try {
+      fsync_directory(l.maildir.new_dir());
+      out.status = DeliveryOutcome::Status::delivered;
+      out.uidl = msg_.unique_name();
+      out.detail = "delivered to " + out.recipient.str() + " as " + out.uidl;
+    } catch (const Error& e) {
+      out.status = DeliveryOutcome::Status::failed_temporary;
+      out.detail = e.what();
+      undo(l);
+    }
+  }
+
+private:
+  std::optional<Linked> link_under_quota(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
+    layout_.verify_no_symlinks(layout_.maildir(rcpt) / "new");
+    Maildir md(layout_.maildir(rcpt));
+    const std::string name = msg_.unique_name() + ",S=" + std::to_string(msg_.size());
+    const fs::path target = md.new_dir() / name;
+    // Check + link + append are one step for every deliverer of the domain, so racing
+    // deliveries can never both take the last free bytes.
+    FileLock quota_lock = FileLock::acquire(layout_.quota_lock(rcpt.domain()));
+    QuotaVerdict verdict = check_quota(layout_, rcpt, msg_.size());
+    if (verdict != QuotaVerdict::fits) {
+      out.status = DeliveryOutcome::Status::over_quota;
+      out.detail = quota_refusal(verdict, rcpt);
+      return std::nullopt;
+    }
+    FileLock writer = md.writer_lock();
+    link_into(md, target);
+    try {
+      md.record(static_cast<std::int64_t>(msg_.size()), 1);
+    } catch (const Error&) {
+      ::unlink(target.c_str()); // not counted → must not stay visible
+      throw;
+    }
+    return Linked{index, std::move(md), target};
+  }
+
+  void link_into(const Maildir& md, const fs::path& target) {
+    if (::link(msg_.tmp_path().c_str(), target.c_str()) == 0) return;
+    if (errno != EXDEV) throw_errno("cannot link message into", target, errno);
+    // Another filesystem: the one copy per recipient maildir.5 would make anyway.
+    const fs::path copy = copy_into_tmp(msg_.tmp_path(), md, msg_.unique_name());
+    int rc = ::link(copy.c_str(), target.c_str());
+    int err = errno;
+    ::unlink(copy.c_str());
+    if (rc != 0) throw_errno("cannot link message into", target, err);
+  }
+
+  // The link could not be made durable: take it back and uncount it.
+  void undo(Linked& l) noexcept {
+    try {
+      FileLock writer = l.maildir.writer_lock();
+      if (::unlink(l.target.c_str()) == 0) l.maildir.record(-static_cast<std::int64_t>(msg_.size()), -1);
+    } catch (const Error&) {
+      // maildirsize now over-counts by one message until the next recalc: the safe side.
+    }
+  }
+
+  const Layout& layout_;
+  PendingMessage& msg_;
+};
+
+} // namespace
+
+std::string maildir_safe_host(std::string_view host, std::size_t budget) {
+  std::string out;
+  for (char ch : host) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    char piece[8];
+    if (c == '/' || c == ':' || c == ',' || c == '\\' || c < 0x21 || c > 0x7e)
+      std::snprintf(piece, sizeof piece, "\\%03o", c);
+    else
+      piece[0] = static_cast<char>(c), piece[1] = '\0';
+    std::string_view pv(piece);
+    if (out.size() + pv.size() > budget) break;
+    out += pv;
+  }
+  return out;
+}
+
+std::string unique_maildir_name() {
+  static const std::string host = this_host();
+  static std::atomic<unsigned long> counter{0};
+  struct timeval tv;
+  ::gettimeofday(&tv, nullptr);
+  char prefix[96];
+  std::snprintf(prefix, sizeof prefix, "%lld.M%06ldP%ldQ%luR%s", static_cast<long long>(tv.tv_sec),
+                static_cast<long>(tv.tv_usec), static_cast<long>(::getpid()), counter.fetch_add(1) + 1,
+                random_hex().c_str());
+  std::string name = prefix;
+  name += '.';
+  name += maildir_safe_host(host, max_uidl_length - name.size());
+  return name;
+}
+
+// --- PendingMessage ---
+
+PendingMessage PendingMessage::begin(const fs::path& maildir_for_tmp) {
+  PendingMessage m;
+  m.unique_ = unique_maildir_name();
+  m.tmp_path_ = maildir_for_tmp / "tmp" / m.unique_;
+  m.fd_ = open_tmp_file(m.tmp_path_);
+  m.buffer_.reserve(write_buffer_size);
+  return m;
+}
+
+PendingMessage::PendingMessage(PendingMessage&& o) noexcept
+    : tmp_path_(std::move(o.tmp_path_)), unique_(std::move(o.unique_)), buffer_(std::move(o.buffer_)),
+      size_(o.size_), fd_(o.fd_), finished_(o.finished_) {
+  o.fd_ = -1;
+  o.tmp_path_.clear();
+}
+
+PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
+  if (this != &o) {
+    abort();
+    tmp_path_ = std::move(o.tmp_path_);
+    unique_ = std::move(o.unique_);
+    buffer_ = std::move(o.buffer_);
+    size_ = o.size_;
+    fd_ = o.fd_;
+    finished_ = o.finished_;
+    o.fd_ = -1;
+    o.tmp_path_.clear();
+  }
+  return *this;
+}
+
+PendingMessage::~PendingMessage() { abort(); }
+
+void PendingMessage::abort() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  tmp_path_.clear();
+  buffer_.clear();
+}
+
+void PendingMessage::append(std::string_view bytes) {
+  if (fd_ < 0 || finished_) throw Error(Errc::other, "message is no longer open for writing");
+  size_ += bytes.size();
+  if (buffer_.size() + bytes.size() < write_buffer_size) {
+    buffer_.append(bytes);
+    return;
+  }
+  flush_buffer();
+  if (bytes.size() >= write_buffer_size) {
+    try {
+      write_all(fd_, bytes, tmp_path_);
+    } catch (...) {
+      abort();
+      throw;
+    }
+  } else {
+    buffer_.append(bytes);
+  }
+}
+
+void PendingMessage::flush_buffer() {
+  try {
+    write_all(fd_, buffer_, tmp_path_);
+  } catch (...) {
+    abort(); // disk full: nothing may stay behind in tmp/
+    throw;
+  }
+  buffer_.clear();
+}
+
+void PendingMessage::finish() {
+  if (finished_) return;
+  if (fd_ < 0) throw Error(Errc::other, "message was aborted");
+  flush_buffer();
+  try {
+    fsync_or_throw(fd_, tmp_path_);
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_errno("cannot close", tmp_path_, errno); // NFS reports errors here
+  } catch (...) {
+    abort();
+    throw;
+  }
+  finished_ = true;
+}
+
+// --- deliver ---
+
+std::vector<DeliveryOutcome> deliver(const Layout& layout, PendingMessage& msg,
+                                     const std::vector<Address>& recipients) {
+  msg.finish(); // the one data fsync, before any lock is taken
+  Delivery delivery(layout, msg);
+  std::vector<DeliveryOutcome> outcomes;
+  std::vector<Linked> linked;
+  std::map<Address, std::size_t> first_of; // a repeated recipient gets one copy
+  for (const Address& rcpt : recipients) {
+    if (first_of.count(rcpt)) continue;
+    first_of.emplace(rcpt, outcomes.size());
+    outcomes.push_back({rcpt, DeliveryOutcome::Status::failed_temporary, {}, {}});
+    if (auto l = delivery.link(rcpt, outcomes.back(), outcomes.size() - 1)) linked.push_back(std::move(*l));
+  }
+  for (Linked& l : linked) delivery.make_durable(l, outcomes[l.outcome]);
+  msg.abort(); // step 5: every link is in place (or refused); drop the tmp/ name
+
+  std::vector<DeliveryOutcome> in_order;
+  for (const Address& rcpt : recipients) in_order.push_back(outcomes[first_of.at(rcpt)]);
+  return in_order;
+}
+
+std::vector<DeliveryOutcome> deliver_bytes(const Layout& layout, std::string_view message,
+                                           const std::vector<Address>& recipients) {
+  for (const Address& rcpt : recipients) {
+    if (!account_exists(layout, rcpt)) continue;
+    layout.verify_no_symlinks(layout.maildir(rcpt) / "tmp");
+    PendingMessage msg = PendingMessage::begin(layout.maildir(rcpt));
+    msg.append(message);
+    return deliver(layout, msg, recipients);
+  }
+  std::vector<DeliveryOutcome> outcomes;
+  for (const Address& rcpt : recipients)
+    outcomes.push_back({rcpt, DeliveryOutcome::Status::no_account, "no such account: " + rcpt.str(), {}});
+  return outcomes;
+}
+
+} // namespace spool

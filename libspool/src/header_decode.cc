@@ -1,0 +1,337 @@
+// header_decode.cc — header fields for display: unfolding, RFC 2047 decoding through
+// ICU converters, and making the result safe UTF-8 for a terminal or a JSON document.
+#include "spool/header_decode.h"
+
+#include <unicode/ucnv.h>
+#include <unicode/ustring.h>
+#include <unicode/utf8.h>
+
+#include <memory>
+#include <vector>
+
+namespace spool {
+namespace {
+
+// RFC 2047 limits an encoded-word to 75 characters; mailers exceed it, so only the
+// charset name gets a (generous) limit of its own.
+constexpr std::size_t max_charset_length = 64;
+
+bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_line_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+// RFC 2047 §2: a charset is a token (no specials). Refusing ',' '=' ';' also keeps ICU's
+// "name,option=value" converter syntax out of reach of a message.
+bool charset_token_ok(std::string_view s) {
+  if (s.empty() || s.size() > max_charset_length) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':' || c == '+' || c == '!' || c == '#' || c == '$' || c == '%' ||
+              c == '&' || c == '\'' || c == '^' || c == '`' || c == '{' || c == '}' || c == '~' || c == '*';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+struct ConverterCloser {
+  void operator()(UConverter* c) const { ucnv_close(c); }
+};
+using Converter = std::unique_ptr<UConverter, ConverterCloser>;
+
+Converter open_converter(const std::string& charset) {
+  UErrorCode status = U_ZERO_ERROR;
+  UConverter* c = ucnv_open(charset.c_str(), &status);
+  if (U_FAILURE(status)) return nullptr;
+  return Converter(c);
+}
+
+// --- RFC 2047 §4: the two encodings ---
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = ascii_lower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// §4.2: "_" is a space, "=XX" a byte. A stray '=' is kept (lenient, like most readers).
+std::string decode_q(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '_') {
+      out += ' ';
+    } else if (c == '=' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// §4.1: base64; missing padding is tolerated, anything outside the alphabet is not.
+std::optional<std::string> decode_b(std::string_view text) {
+  std::string out;
+  std::uint32_t bits = 0;
+  int nbits = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    int v = base64_value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out += static_cast<char>((bits >> nbits) & 0xff);
+    }
+  }
+  return out;
+}
+
+// --- tokens: literal text and decoded encoded-words ---
+
+struct Token {
+  bool encoded = false;
+  std::string charset;  // encoded: charset without "*lang"
+  std::string bytes;    // encoded: decoded bytes; literal: the text as written
+};
+
+// Parses an encoded-word starting at text[pos] ("=?"); on success sets `end` past "?=".
+std::optional<Token> parse_encoded_word(std::string_view text, std::size_t pos, std::size_t& end) {
+  std::size_t q1 = text.find('?', pos + 2);
+  if (q1 == std::string_view::npos || q1 + 3 > text.size() || text[q1 + 2] != '?') return std::nullopt;
+  std::string_view charset = text.substr(pos + 2, q1 - pos - 2);
+  if (!charset_token_ok(charset)) return std::nullopt;
+  char encoding = ascii_lower(text[q1 + 1]);
+  if (encoding != 'b' && encoding != 'q') return std::nullopt;
+  std::size_t start = q1 + 3;
+  std::size_t close = text.find("?=", start);
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view encoded = text.substr(start, close - start);
+  for (char c : encoded)
+    if (is_line_space(c) || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e)
+      return std::nullopt;
+  Token t;
+  t.encoded = true;
+  t.charset = std::string(charset.substr(0, charset.find('*'))); // RFC 2231 §5 language suffix
+  if (t.charset.empty()) return std::nullopt;
+  if (encoding == 'q') {
+    t.bytes = decode_q(encoded);
+  } else {
+    auto b = decode_b(encoded);
+    if (!b) return std::nullopt;
+    t.bytes = std::move(*b);
+  }
+  if (!open_converter(t.charset)) return std::nullopt; // unknown charset: leave as written
+  end = close + 2;
+  return t;
+}
+
+std::vector<Token> tokenize(std::string_view text) {
+  std::vector<Token> tokens;
+  auto add_literal = [&tokens](std::string_view s) {
+    if (s.empty()) return;
+    if (tokens.empty() || tokens.back().encoded) tokens.push_back(Token{});
+    tokens.back().bytes += s;
+  };
+  std::size_t literal_start = 0;
+  std::size_t i = 0;
+  while ((i = text.find("=?", i)) != std::string_view::npos) {
+    std::size_t end = 0;
+    if (auto word = parse_encoded_word(text, i, end)) {
+      add_literal(text.substr(literal_start, i - literal_start));
+      tokens.push_back(std::move(*word));
+      i = literal_start = end;
+    } else {
+      i += 2;
+    }
+  }
+  add_literal(text.substr(literal_start));
+  return tokens;
+}
+
+bool only_whitespace(std::string_view s) {
+  for (char c : s)
+    if (!is_line_space(c)) return false;
+  return true;
+}
+
+// Unencoded text written by old Japanese mailers: raw ISO-2022-JP (7-bit with ESC $ B).
+bool looks_like_raw_iso2022jp(std::string_view s) {
+  bool has_escape = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) return false;
+    if (c == 0x1b && i + 1 < s.size() && (s[i + 1] == '$' || s[i + 1] == '(')) has_escape = true;
+  }
+  return has_escape;
+}
+
+void append_utf8(std::string& out, UChar32 cp) {
+  char buf[U8_MAX_LENGTH];
+  std::int32_t n = 0;
+  U8_APPEND_UNSAFE(buf, n, cp);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+// Valid UTF-8 with line breaks and tabs as spaces and every other control character
+// (C0, DEL, C1) replaced, so decoded text is safe on a terminal and in JSON.
+std::string make_displayable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::int32_t i = 0;
+  const auto len = static_cast<std::int32_t>(s.size());
+  const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
+  while (i < len) {
+    UChar32 cp = 0;
+    U8_NEXT(p, i, len, cp);
+    if (cp < 0) cp = 0xFFFD;
+    else if (cp == '\t' || cp == '\r' || cp == '\n') cp = ' ';
+    else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) cp = 0xFFFD;
+    append_utf8(out, cp);
+  }
+  return out;
+}
+
+bool is_iso2022(std::string_view charset) {
+  return charset.size() >= 8 && iequals(charset.substr(0, 8), "iso-2022");
+}
+
+std::string literal_to_utf8(const std::string& text) {
+  if (looks_like_raw_iso2022jp(text))
+    if (auto converted = charset_to_utf8("ISO-2022-JP", text)) return *converted;
+  return text;
+}
+
+} // namespace
+
+std::string_view header_block(std::string_view message) {
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t eol = message.find('\n', pos);
+    if (eol == std::string_view::npos) break;
+    std::string_view line = message.substr(pos, eol - pos);
+    if (line.empty() || line == "\r") return message.substr(0, pos);
+    pos = eol + 1;
+  }
+  return message;
+}
+
+std::string unfold_header(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (c == '\r' && i + 2 < value.size() && value[i + 1] == '\n' && is_wsp(value[i + 2])) {
+      ++i; // drop CRLF, keep the whitespace that follows
+      continue;
+    }
+    if (c == '\n' && i + 1 < value.size() && is_wsp(value[i + 1])) continue;
+    out += c;
+  }
+  return out;
+}
+
+std::optional<std::string> header_field(std::string_view head, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < head.size()) {
+    std::size_t eol = head.find('\n', pos);
+    std::size_t line_end = eol == std::string_view::npos ? head.size() : eol;
+    std::string_view line = head.substr(pos, line_end - pos);
+    if (line.size() > name.size() && line[name.size()] == ':' && iequals(line.substr(0, name.size()), name)) {
+      // The field runs on while following lines start with whitespace (folding).
+      std::size_t end = line_end;
+      while (end < head.size() && end + 1 < head.size() && is_wsp(head[end + 1])) {
+        std::size_t next = head.find('\n', end + 1);
+        end = next == std::string_view::npos ? head.size() : next;
+      }
+      std::string value = unfold_header(head.substr(pos + name.size() + 1, end - pos - name.size() - 1));
+      std::size_t b = 0, e = value.size();
+      while (b < e && is_line_space(value[b])) ++b;
+      while (e > b && is_line_space(value[e - 1])) --e;
+      return value.substr(b, e - b);
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> charset_to_utf8(std::string_view charset, std::string_view bytes) {
+  if (!charset_token_ok(charset)) return std::nullopt;
+  Converter cnv = open_converter(std::string(charset));
+  if (!cnv) return std::nullopt;
+  std::vector<UChar> utf16(bytes.size() + 16);
+  UErrorCode status = U_ZERO_ERROR;
+  std::int32_t n = ucnv_toUChars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+                                 static_cast<std::int32_t>(bytes.size()), &status);
+  if (status == U_BUFFER_OVERFLOW_ERROR) {
+    utf16.resize(static_cast<std::size_t>(n) + 1);
+    status = U_ZERO_ERROR;
+    ucnv_reset(cnv.get());
+    n = ucnv_toUChars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+                      static_cast<std::int32_t>(bytes.size()), &status);
+  }
+  if (U_FAILURE(status)) return std::nullopt;
+  std::string out;
+  for (std::int32_t i = 0; i < n;) {
+    UChar32 cp = 0;
+    U16_NEXT(utf16.data(), i, n, cp);
+    if (U_IS_SURROGATE(cp)) cp = 0xFFFD; // unpaired surrogate
+    append_utf8(out, cp);
+  }
+  return out;
+}
+
+std::string decode_header_value(std::string_view value) {
+  std::string unfolded = unfold_header(value);
+  std::vector<Token> tokens = tokenize(unfolded);
+  std::string out;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const Token& t = tokens[i];
+    if (!t.encoded) {
+      // §6.2: whitespace between two encoded-words is not displayed.
+      bool between_words = i > 0 && i + 1 < tokens.size() && tokens[i - 1].encoded && tokens[i + 1].encoded;
+      if (!(between_words && only_whitespace(t.bytes))) out += literal_to_utf8(t.bytes);
+      continue;
+    }
+    // Join the bytes of the following words in the same charset: encoders split
+    // multi-byte characters (UTF-8, Shift_JIS) across words. Not for ISO-2022: each of
+    // its words ends in ASCII (RFC 1468), and ICU rejects the back-to-back escapes
+    // ("ESC ( B" then "ESC $ B") that joining would create.
+    std::string bytes = t.bytes;
+    std::size_t j = i;
+    while (!is_iso2022(t.charset)) {
+      std::size_t next = j + 1;
+      if (next < tokens.size() && !tokens[next].encoded && only_whitespace(tokens[next].bytes)) ++next;
+      if (next >= tokens.size() || !tokens[next].encoded || !iequals(tokens[next].charset, t.charset)) break;
+      bytes += tokens[next].bytes;
+      j = next;
+    }
+    auto converted = charset_to_utf8(t.charset, bytes);
+    out += converted ? *converted : bytes;
+    i = j;
+  }
+  return make_displayable(out);
+}
+
+} // namespace spool

@@ -1,0 +1,95 @@
+// quota.cc — usage from maildirsize files and the quota decision (SPEC §4).
+// Nothing here walks message files except the explicit recalc functions; a domain's
+// usage costs one small read per account and list archive.
+#include "spool/quota.h"
+
+#include "spool/accounts.h"
+#include "spool/error.h"
+#include "spool/maildir.h"
+
+#include <sys/stat.h>
+
+namespace spool {
+namespace {
+
+bool is_real_directory(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// A list archive is a Maildir with its own maildirsize; one that was never written to
+// (no new/ and no maildirsize) counts as empty and gets no files planted in it.
+bool archive_is_maildir(const fs::path& dir) {
+  struct stat st;
+  return is_real_directory(dir / "new") || ::lstat((dir / "maildirsize").c_str(), &st) == 0;
+}
+
+// bytes = 0 asks whether there is any room at all (RCPT time).
+bool exceeds(std::uint64_t quota, std::uint64_t used, std::uint64_t bytes) {
+  if (quota == 0) return false;
+  return bytes == 0 ? used >= quota : used + bytes > quota;
+}
+
+} // namespace
+
+Usage account_usage(const Layout& layout, const Address& account) {
+  const fs::path dir = layout.maildir(account);
+  layout.verify_no_symlinks(dir / "maildirsize");
+  if (!is_real_directory(dir)) return {};
+  return Maildir(dir).usage();
+}
+
+Usage list_archive_usage(const Layout& layout, const Address& list) {
+  const fs::path dir = layout.list_archive(list);
+  layout.verify_no_symlinks(dir / "maildirsize");
+  if (!is_real_directory(dir) || !archive_is_maildir(dir)) return {};
+  return Maildir(dir).usage();
+}
+
+Usage domain_usage(const Layout& layout, const Domain& domain) {
+  Usage total;
+  for (const LocalPart& name : list_accounts(layout, domain)) {
+    Usage u = account_usage(layout, Address(name, domain));
+    total.bytes += u.bytes;
+    total.messages += u.messages;
+  }
+  for (const LocalPart& name : list_list_names(layout, domain)) {
+    Usage u = list_archive_usage(layout, Address(name, domain));
+    total.bytes += u.bytes;
+    total.messages += u.messages;
+  }
+  return total;
+}
+
+QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes) {
+  const DomainConfig domain = read_domain(layout, account.domain());
+  if (domain.quota != 0 && exceeds(domain.quota, domain_usage(layout, account.domain()).bytes, bytes))
+    return QuotaVerdict::domain_full;
+  // Lists have no account.yaml: only the domain's quota applies to their archives.
+  if (account_exists(layout, account)) {
+    const AccountConfig config = read_account(layout, account);
+    if (config.quota != 0 && exceeds(config.quota, account_usage(layout, account).bytes, bytes))
+      return QuotaVerdict::account_full;
+  }
+  return QuotaVerdict::fits;
+}
+
+Usage recalc_account(const Layout& layout, const Address& account) {
+  const AccountConfig config = read_account(layout, account); // throws no_account / no_domain
+  layout.verify_no_symlinks(layout.maildir(account) / "maildirsize");
+  // The quota line follows account.yaml, the source of truth for the per-account limit.
+  return Maildir(layout.maildir(account)).recalc(config.quota);
+}
+
+Usage recalc_list_archive(const Layout& layout, const Address& list) {
+  const fs::path dir = layout.list_archive(list);
+  layout.verify_no_symlinks(dir / "maildirsize");
+  if (!is_real_directory(dir) || !archive_is_maildir(dir)) return {};
+  return Maildir(dir).recalc();
+}
+
+void set_domain_quota(const Layout& layout, const Domain& domain, std::uint64_t bytes) {
+  update_domain(layout, domain, [bytes](DomainConfig& c) { c.quota = bytes; });
+}
+
+} // namespace spool

@@ -1,0 +1,158 @@
+// purge.cc — the mh-purge run: list each target Maildir once, select, then remove one by
+// one through Maildir::remove (unlink + a "-size -1" line in maildirsize under the
+// Maildir's writer lock), so usage stays exact at every moment. A message that vanished
+// meanwhile (POP3 DELE, another purge) is not an error and is not counted; a message
+// delivered after the listing is never touched. Before removing, the listing is checked
+// against maildirsize, and a mismatch — such as one left by a purge killed between an
+// unlink and its maildirsize line — is repaired by a recalc under the Maildir's lock.
+#include "purge.h"
+
+#include <spool/error.h>
+#include <spool/quota.h>
+#include <spool/units.h>
+
+#include <unistd.h>
+
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <string_view>
+
+namespace mh::purge {
+namespace {
+
+struct Totals {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::size_t mailboxes = 0; // mailboxes with at least one message removed (or listed)
+  std::uint64_t vanished = 0;
+};
+
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// Selected messages of a listing; a message seen twice (moved new/→cur/ between the
+// two directory reads) is taken once.
+std::vector<spool::MessageInfo> select(const std::vector<spool::MessageInfo>& all, const Selection& sel) {
+  std::vector<spool::MessageInfo> out;
+  std::unordered_set<std::string_view> seen;
+  for (const spool::MessageInfo& m : all)
+    if (sel.matches(m) && seen.insert(m.uidl).second) out.push_back(m);
+  return out;
+}
+
+// maildirsize must equal what the files say; if not (a crashed writer, or a delivery
+// in flight, which the lock makes recalc wait for), rebuild it before changing it further.
+void repair_usage_if_drifted(const spool::Layout& layout, const spool::Address& a, const spool::Maildir& md,
+                             const std::vector<spool::MessageInfo>& all) {
+  spool::Usage listed;
+  std::unordered_set<std::string_view> seen;
+  for (const spool::MessageInfo& m : all) {
+    if (!seen.insert(m.uidl).second) continue;
+    listed.bytes += m.size;
+    listed.messages += 1;
+  }
+  if (md.usage() != listed) spool::recalc_account(layout, a);
+}
+
+void note_uids_not_found(const Selection& sel, const std::unordered_set<std::string>& found, bool quiet) {
+  if (quiet) return;
+  for (const std::string& u : sel.uids())
+    if (!found.contains(u)) std::cerr << "mh-purge: warning: no message with UIDL " << u << " in the targets\n";
+}
+
+Result run_purge(const Tool& tool, const PurgeOptions& o) {
+  const bool listing = o.list || o.dry_run;
+  const Selection sel = Selection::from(o, static_cast<std::int64_t>(std::time(nullptr)), o.list);
+  spool::Layout layout = tool.open_spool();
+  const std::vector<spool::Address> targets = resolve_targets(layout, o);
+
+  const bool quiet = tool.common().quiet;
+  Progress progress(!listing && !quiet && ::isatty(STDERR_FILENO) == 1, targets.size());
+  Totals totals;
+  std::vector<ListedMessage> listed;
+  std::unordered_set<std::string> uids_found;
+  Result r;
+  r.data["per_mailbox"] = nlohmann::json::array();
+
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const spool::Address& a = targets[i];
+    spool::Maildir md(layout.maildir(a));
+    const std::vector<spool::MessageInfo> all = md.list();
+    if (!listing) repair_usage_if_drifted(layout, a, md, all);
+    const std::vector<spool::MessageInfo> chosen = select(all, sel);
+    progress.start_mailbox(i, chosen.size());
+    Totals here;
+    for (const spool::MessageInfo& m : chosen) {
+      if (listing) {
+        auto shown = describe_message(md, a.str(), m);
+        if (!shown) continue;
+        listed.push_back(std::move(*shown));
+      } else if (!md.remove(m)) {
+        ++here.vanished;
+        continue;
+      }
+      uids_found.insert(m.uidl);
+      ++here.messages;
+      here.bytes += m.size;
+      progress.removed_one(m.size);
+    }
+    if (here.messages > 0) ++totals.mailboxes;
+    totals.messages += here.messages;
+    totals.bytes += here.bytes;
+    totals.vanished += here.vanished;
+    r.data["per_mailbox"].push_back(
+        {{"address", a.str()}, {"messages", here.messages}, {"bytes", here.bytes}, {"vanished", here.vanished}});
+  }
+  progress.finish();
+  note_uids_not_found(sel, uids_found, quiet || tool.common().json);
+
+  const std::string amount = plural(totals.messages, "message", "messages") + " (" +
+                             spool::format_size(totals.bytes) + ")";
+  const std::string boxes = plural(totals.mailboxes, "mailbox", "mailboxes");
+  if (o.list) {
+    r.text = listing_table(listed, targets.size() > 1) + amount + " in " + boxes + "\n";
+  } else if (o.dry_run) {
+    r.text = listing_table(listed, targets.size() > 1) + "would remove " + amount + " from " + boxes + "\n";
+  } else {
+    r.text = "removed " + amount + " from " + boxes;
+    if (totals.vanished > 0) r.text += "; " + plural(totals.vanished, "message was", "messages were") + " already gone";
+    r.text += "\n";
+  }
+
+  r.data["mode"] = o.list ? "list" : o.dry_run ? "dry-run" : "purge";
+  r.data["messages"] = totals.messages;
+  r.data["bytes"] = totals.bytes;
+  r.data["mailboxes"] = totals.mailboxes;
+  r.data["mailboxes_scanned"] = targets.size();
+  r.data["vanished"] = totals.vanished;
+  if (listing) {
+    r.data["listed"] = nlohmann::json::array();
+    for (const ListedMessage& m : listed) r.data["listed"].push_back(listed_json(m));
+  }
+  return r;
+}
+
+} // namespace
+
+void setup_purge(Tool& tool) {
+  auto o = std::make_shared<PurgeOptions>();
+  CLI::App& app = tool.app();
+  app.require_subcommand(0); // one command: targets and selectors, no verbs
+  app.add_option("target", o->targets, "ADDRESS (one mailbox) or DOMAIN (all its mailboxes)");
+  app.add_flag("--all-domains", o->all_domains, "Every mailbox of every domain");
+  app.add_option("--older-than", o->older_than, "Delivered more than AGE ago (30d, 12h, 2w)")->type_name("AGE");
+  app.add_option("--larger-than", o->larger_than, "Larger than SIZE bytes (500K, 10M)")->type_name("SIZE");
+  app.add_option("--uid", o->uids, "The message with this UIDL (repeat, or UIDL,UIDL)")
+      ->type_name("UIDL")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  app.add_flag("--everything", o->everything, "Every message (with other selectors: no effect)");
+  app.add_flag("-n,--dry-run", o->dry_run, "List what would be removed; remove nothing");
+  app.add_flag("--list", o->list, "List messages (UIDL, size, date, From, Subject); selectors narrow it");
+  app.footer("Several selectors: a message must match all of them (AND).\n");
+  tool.on(&app, [&tool, o] { return run_purge(tool, *o); });
+}
+
+} // namespace mh::purge

@@ -1,0 +1,93 @@
+// mh-serve — the mail daemon (SPEC §8). This file only reads the command line and
+// picks a mode: --check-config, --stdio smtp (one session on stdin/stdout), or the
+// network server (net/server.h). Runs in the foreground; logs to stderr.
+#include "common/cli.h"
+#include "net/server.h"
+#include "net/stdio.h"
+#include "serve_config.h"
+#include "smtp/spool_backend.h"
+
+#include <spool/error.h>
+#include <spool/owner.h>
+#include <spool/units.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <optional>
+
+namespace {
+
+struct ServeOptions {
+  bool check_config = false;
+  std::optional<std::string> stdio_service;
+  std::optional<std::string> client_ip;
+  unsigned threads = 0;
+  unsigned delivery_threads = 0;
+  std::string shutdown_grace = "10s";
+};
+
+mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
+  const spool::Layout layout(spool::resolve_spool_root(tool.common().spool));
+  const bool privileged = ::geteuid() == 0;
+  mh::serve::Settings settings = mh::serve::load_settings(layout, privileged);
+  mh::Result result;
+
+  if (o.check_config) {
+    result.text = layout.server_config().string() + ": ok\n";
+    result.data = {{"config", layout.server_config().string()}, {"ok", true}, {"hostname", settings.hostname}};
+    for (const auto& ep : settings.smtp) result.data["smtp"].push_back(ep.text());
+    return result;
+  }
+
+  if (o.stdio_service) {
+    if (*o.stdio_service != "smtp")
+      throw spool::Error(spool::Errc::usage, "--stdio " + *o.stdio_service + ": only smtp is served so far");
+    spool::act_as_spool_owner(layout);
+    mh::smtp::SpoolBackend backend(layout);
+    mh::net::StdioOptions so;
+    so.session = mh::serve::session_config(settings);
+    if (o.client_ip && !mh::serve::ip_literal_ok(*o.client_ip))
+      throw spool::Error(spool::Errc::usage, "--client-ip " + *o.client_ip + ": not an IPv4 or IPv6 address");
+    so.client.ip = o.client_ip ? *o.client_ip : mh::net::stdin_peer_ip();
+    if (so.client.ip.empty()) so.client.ip = "127.0.0.1";
+    so.timeout_command = settings.config.timeout_command;
+    so.timeout_data = settings.config.timeout_data;
+    result.exit_code = mh::net::run_stdio_smtp(so, backend);
+    return result;
+  }
+
+  mh::net::ServerOptions so;
+  so.settings = std::move(settings);
+  so.threads = o.threads;
+  so.delivery_threads = o.delivery_threads;
+  so.shutdown_grace = spool::parse_duration(o.shutdown_grace);
+  mh::smtp::SpoolBackend backend(layout);
+  result.exit_code = mh::net::run_server(so, layout, backend);
+  return result;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // A client that hangs up must not kill the daemon with SIGPIPE; writes report EPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  mh::Tool tool("mh-serve", "The mailhost daemon: inbound SMTP into the spool");
+  CLI::App& app = tool.app();
+  app.require_subcommand(0);
+  auto o = std::make_shared<ServeOptions>();
+  app.add_flag("--check-config", o->check_config, "Validate mailhost.yaml and exit (78 when it is bad)");
+  app.add_option("--stdio", o->stdio_service, "Serve one session on stdin/stdout (inetd-style)")
+      ->type_name("SERVICE")
+      ->check(CLI::IsMember({"smtp", "pop3"}));
+  app.add_option("--client-ip", o->client_ip, "Client address for --stdio (default: the peer of stdin, else 127.0.0.1)")
+      ->type_name("IP");
+  app.add_option("--threads", o->threads, "Event-loop threads (default: one per core)")->type_name("N");
+  app.add_option("--delivery-threads", o->delivery_threads, "Threads for blocking deliveries (default: 4 per core)")
+      ->type_name("N");
+  app.add_option("--shutdown-grace", o->shutdown_grace,
+                 "On SIGTERM, time open transactions get to finish (default: 10s)")
+      ->type_name("DURATION");
+  tool.on(&app, [&tool, o] { return run_serve(tool, *o); });
+  return tool.run(argc, argv);
+}

@@ -1,0 +1,111 @@
+// serve_config.cc — listener addresses, defaults and host name for mh-serve.
+#include "serve_config.h"
+
+#include <spool/error.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace mh::serve {
+namespace {
+
+// The machine's name, fully qualified when the resolver knows it (SPEC §8 default).
+std::string machine_hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
+  std::string host = name;
+  if (host.find('.') != std::string::npos) return host;
+  addrinfo hints{};
+  hints.ai_flags = AI_CANONNAME;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0 && res) {
+    if (res->ai_canonname && std::strchr(res->ai_canonname, '.')) host = res->ai_canonname;
+    ::freeaddrinfo(res);
+  }
+  return host;
+}
+
+// "FILE:LINE: key 'KEY': WHAT", like the loader's own errors (config.h).
+[[noreturn]] void bad(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
+                      const std::string& what) {
+  std::string where = layout.server_config().string();
+  auto line = config.key_lines.find(key);
+  if (line != config.key_lines.end() && line->second > 0) where += ":" + std::to_string(line->second);
+  throw spool::Error(spool::Errc::bad_config, where + ": key '" + key + "': " + what);
+}
+
+} // namespace
+
+bool ip_literal_ok(const std::string& ip) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, ip.c_str(), buf) == 1 || ::inet_pton(AF_INET6, ip.c_str(), buf) == 1;
+}
+
+std::string Endpoint::text() const {
+  return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+std::vector<Endpoint> parse_endpoint(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return {};
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) return {};
+  const auto p = static_cast<std::uint16_t>(port);
+  if (host == "*" || host.empty()) return {{"0.0.0.0", p}, {"::", p}};
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    std::string ip(host.substr(1, host.size() - 2));
+    if (ip.find(':') == std::string::npos || !ip_literal_ok(ip)) return {};
+    return {{ip, p}};
+  }
+  std::string ip(host);
+  if (ip.find(':') != std::string::npos || !ip_literal_ok(ip)) return {};  // IPv6 needs brackets
+  return {{ip, p}};
+}
+
+Settings load_settings(const spool::Layout& layout, bool privileged) {
+  Settings s;
+  s.config = spool::load_server_config(layout.server_config());
+  s.hostname = s.config.hostname.empty() ? machine_hostname() : s.config.hostname;
+  for (char c : s.hostname)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'))
+      bad(layout, s.config, "hostname", "'" + s.hostname + "' is not a host name");
+  if (s.config.limit_message_size == 0) bad(layout, s.config, "limits.message_size", "must be more than 0");
+  if (s.config.limit_recipients == 0) bad(layout, s.config, "limits.recipients", "must be at least 1");
+  if (s.config.limit_connections == 0) bad(layout, s.config, "limits.connections", "must be at least 1");
+  if (s.config.limit_connections_per_ip == 0) bad(layout, s.config, "limits.connections_per_ip", "must be at least 1");
+  if (s.config.timeout_command.count() <= 0) bad(layout, s.config, "timeouts.command", "must be more than 0");
+  if (s.config.timeout_data.count() <= 0) bad(layout, s.config, "timeouts.data", "must be more than 0");
+
+  if (!s.config.listen_given) {
+    s.smtp = parse_endpoint(privileged ? "*:25" : "*:2525");
+    return s;
+  }
+  for (const auto& [service, addresses] : s.config.listen) {
+    for (const auto& text : addresses) {
+      auto endpoints = parse_endpoint(text);
+      if (endpoints.empty())
+        bad(layout, s.config, "listen." + service, "'" + text + "' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
+      if (service == "smtp") s.smtp.insert(s.smtp.end(), endpoints.begin(), endpoints.end());
+    }
+    if (service != "smtp" && !addresses.empty()) s.not_served.push_back(service);
+  }
+  return s;
+}
+
+smtp::SessionConfig session_config(const Settings& settings) {
+  smtp::SessionConfig c;
+  c.hostname = settings.hostname;
+  c.message_size_limit = settings.config.limit_message_size;
+  c.max_recipients = settings.config.limit_recipients;
+  return c;
+}
+
+} // namespace mh::serve

@@ -1,0 +1,45 @@
+// serve_config.h — mh-serve's settings: mailhost.yaml (spool::load_server_config, which
+// rejects unknown keys with file:line) plus what only the daemon checks: listener
+// addresses ("ip:port", "[v6]:port", "*:port"), the defaults of SPEC §8 (port 25 as
+// root, 2525 otherwise, on all addresses) and the host name (default: this machine's).
+// A bad value throws spool::Error(bad_config) naming the file and key (exit 78).
+#pragma once
+
+#include "smtp/session.h"
+
+#include <spool/config.h>
+#include <spool/layout.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mh::serve {
+
+struct Endpoint {
+  std::string ip;        // "0.0.0.0", "::", "127.0.0.1", "::1"
+  std::uint16_t port = 0;
+  std::string text() const;  // as written back: "127.0.0.1:2525", "[::1]:2525"
+};
+
+// "127.0.0.1:2525", "[::1]:2525", "*:25" (= 0.0.0.0 and ::). Empty when malformed.
+std::vector<Endpoint> parse_endpoint(std::string_view text);
+
+// True for an IPv4 or IPv6 address literal (no brackets, no name).
+bool ip_literal_ok(const std::string& ip);
+
+struct Settings {
+  spool::ServerConfig config;
+  std::string hostname;
+  std::vector<Endpoint> smtp;                   // empty: SMTP disabled
+  std::vector<std::string> not_served;          // configured services not implemented yet
+};
+
+// Reads and validates SPOOL/mailhost.yaml. `privileged` selects the default ports.
+Settings load_settings(const spool::Layout& layout, bool privileged);
+
+smtp::SessionConfig session_config(const Settings& settings);
+
+} // namespace mh::serve

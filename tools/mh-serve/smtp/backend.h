@@ -1,0 +1,80 @@
+// backend.h — what the SMTP session asks of the outside world, as a small interface so
+// the session stays free of sockets, Asio and the spool (STYLE §9, §13): tests give it a
+// fake, mh-serve gives it SpoolBackend (spool_backend.h). The session maps every answer
+// below to its reply text; backends never build SMTP replies themselves, except the
+// ClientVerdict, whose texts are fixed by the check that produced them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mh::smtp {
+
+// The peer of a session, as the network layer knows it.
+struct ClientInfo {
+  std::string ip;              // "192.0.2.1" or "2001:db8::1"
+  std::string rdns_name;       // verified reverse-DNS name; empty = unknown
+  bool authenticated = false;  // AUTH comes later; unauthenticated clients may not relay
+};
+
+// Hook for the forward-confirmed reverse-DNS check (SPEC §8), consulted at every RCPT of
+// an unauthenticated client to a local domain. Not implemented yet: every client is
+// "accepted". A later resolver sets `rejected`/`temporary` with sendmail's texts, e.g.
+// "550 5.7.1 Relaying denied. IP name lookup failed".
+struct ClientVerdict {
+  enum class Kind { accepted, rejected, temporary } kind = Kind::accepted;
+  std::string reply;           // full reply line without CRLF, used unless accepted
+};
+
+// The answer to "may this message go to that recipient?" at RCPT time.
+struct RecipientCheck {
+  enum class Kind {
+    local,          // a hosted, active account with room: accept
+    not_local,      // domain not hosted here (or not a domain at all): relaying
+    unknown_user,   // hosted domain, no such account
+    disabled,       // account or domain suspended
+    over_quota,     // domain (or account) already full / SIZE= does not fit
+    temporary,      // lookup failed (I/O, malformed spool file): try again later
+  } kind = Kind::temporary;
+  std::string canonical;       // "local@domain" as stored (lower case, punycode) when local
+  std::string detail;          // for the log only
+};
+
+// Per-recipient result of a delivery.
+struct DeliveryResult {
+  std::string recipient;       // canonical address
+  enum class Status { delivered, over_quota, no_account, temporary } status = Status::temporary;
+  std::string detail;          // for the log
+  std::string uidl;            // Maildir unique name when delivered
+};
+
+// A message being received: bytes stream in, then one deliver() to all recipients.
+class MessageSink {
+public:
+  virtual ~MessageSink() = default;
+  virtual void append(std::string_view bytes) = 0;   // may throw on I/O error
+  // Makes the message durable in every recipient's Maildir that has room; blocking
+  // (fsync). Throws only when nothing could be stored (the caller replies 451).
+  virtual std::vector<DeliveryResult> deliver() = 0;
+  virtual void abort() noexcept = 0;                  // discard; also done by the destructor
+};
+
+class MailBackend {
+public:
+  virtual ~MailBackend() = default;
+  // `mailbox` is the address as the client wrote it (without <>). size_hint is the
+  // SIZE= value of MAIL (0 = unknown: "is there room at all?").
+  virtual RecipientCheck check_recipient(std::string_view mailbox, std::uint64_t size_hint) = 0;
+  // Starts a message for these canonical recipients (all previously checked as local).
+  // Throws on failure (the session replies 451 to DATA).
+  virtual std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& recipients) = 0;
+  // A short, unique id for the log and the Received header ("queued as <id>").
+  virtual std::string new_message_id() = 0;
+  // Current time in seconds since the epoch, for the Received header; a seam for tests.
+  virtual std::int64_t now() = 0;
+};
+
+} // namespace mh::smtp

@@ -1,0 +1,506 @@
+// session.cc — the SMTP state machine, its verb table and every reply text.
+// All reply texts live in this file (STYLE §7: error → reply mapped in one place).
+#include "smtp/session.h"
+
+#include "smtp/path.h"
+#include "smtp/trace.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace mh::smtp {
+
+struct SmtpSession::Command {
+  std::string_view verb;   // upper case
+  std::string_view args;   // after the first space
+  PathCommand path;        // MAIL / RCPT
+  std::uint64_t size = 0;  // MAIL SIZE=
+};
+
+struct SmtpSession::Transaction {
+  std::string sender;
+  std::uint64_t declared_size = 0;
+  std::vector<std::string> recipients;  // canonical, each once
+  std::vector<std::string> refused;     // "<addr>(550 5.1.1)" for the log
+  std::unique_ptr<MessageSink> sink;
+  std::unique_ptr<DataReader> data;
+  std::string id;
+  std::string write_error;              // set when appending to the sink failed
+};
+
+namespace {
+
+using State = SmtpSession::State;
+
+constexpr unsigned bit(State s) { return static_cast<unsigned>(s); }
+constexpr unsigned command_states = bit(State::connected) | bit(State::greeted) | bit(State::mail) | bit(State::rcpt);
+
+const std::string too_many_recipients = "452 4.5.3 Too many recipients";
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+  return out;
+}
+
+// A log field in double quotes: printable ASCII and spaces, '"' and '\\' replaced.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? static_cast<char>(c) : '?';
+  return out + "\"";
+}
+
+} // namespace
+
+struct SmtpSession::VerbEntry {
+  std::string_view verb;
+  unsigned allowed;  // bits of State
+  std::optional<std::string> (SmtpSession::*check)(Command&) const;
+  void (SmtpSession::*proceed)(const Command&, Output&);
+};
+
+// The verb table (OpenSMTPD smtp_session.c `commands[]`): allowed states, check, proceed.
+// A verb outside its states gets out_of_sequence(); a failed check gets its reply.
+const SmtpSession::VerbEntry* SmtpSession::find_verb(std::string_view verb) {
+  static const VerbEntry table[] = {
+    {"HELO", command_states, &SmtpSession::check_helo, &SmtpSession::proceed_helo},
+    {"EHLO", command_states, &SmtpSession::check_helo, &SmtpSession::proceed_ehlo},
+    {"MAIL", bit(State::greeted), &SmtpSession::check_mail, &SmtpSession::proceed_mail},
+    {"RCPT", bit(State::mail) | bit(State::rcpt), &SmtpSession::check_rcpt, &SmtpSession::proceed_rcpt},
+    {"DATA", bit(State::rcpt), &SmtpSession::check_no_args, &SmtpSession::proceed_data},
+    {"RSET", command_states, &SmtpSession::check_no_args, &SmtpSession::proceed_rset},
+    {"NOOP", command_states, &SmtpSession::check_any, &SmtpSession::proceed_noop},
+    {"QUIT", command_states, &SmtpSession::check_no_args, &SmtpSession::proceed_quit},
+    {"VRFY", command_states, &SmtpSession::check_any, &SmtpSession::proceed_vrfy},
+    {"HELP", command_states, &SmtpSession::check_any, &SmtpSession::proceed_help},
+    // Known but not offered (not advertised in EHLO): a clear 502, not "unrecognized".
+    {"EXPN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+    {"BDAT", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+    {"STARTTLS", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+    {"AUTH", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+    {"ETRN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+    {"TURN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
+  };
+  for (const VerbEntry& e : table)
+    if (e.verb == verb) return &e;
+  return nullptr;
+}
+
+SmtpSession::SmtpSession(SessionConfig config, ClientInfo client, MailBackend& backend)
+    : config_(std::move(config)), client_(std::move(client)), backend_(backend) {}
+
+SmtpSession::~SmtpSession() = default;
+
+bool SmtpSession::in_transaction() const noexcept { return tx_ != nullptr; }
+
+Output SmtpSession::greeting() {
+  Output out;
+  out.replies = "220 " + config_.hostname + " ESMTP mailhost\r\n";
+  return out;
+}
+
+// --- replies -------------------------------------------------------------------------
+
+void SmtpSession::reply(Output& out, std::string line) {
+  // Every 4xx/5xx counts towards max_errors, except 452 4.5.3: a client sending more
+  // than 100 recipients is expected to go on with the accepted ones (RFC 5321 §4.5.3.1.10).
+  if ((line[0] == '4' || line[0] == '5') && line != too_many_recipients) ++errors_;
+  out.replies += line;
+  out.replies += "\r\n";
+}
+
+void SmtpSession::reply_lines(Output& out, const std::vector<std::string>& lines, int code) {
+  if (code >= 400) ++errors_;
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    out.replies += std::to_string(code) + (i + 1 < lines.size() ? "-" : " ") + lines[i] + "\r\n";
+}
+
+void SmtpSession::close_with(Output& out, std::string line) {
+  if (tx_) finish_transaction(out, "aborted: " + line);
+  out.replies += line + "\r\n";
+  out.action = Action::close;
+  state_ = State::closed;
+}
+
+// One log line per transaction: who, envelope, size, outcome, id.
+void SmtpSession::finish_transaction(Output& out, const std::string& result, const std::string& details) {
+  if (!tx_) return;
+  std::string line = "client=" + client_.ip;
+  if (!client_.rdns_name.empty()) line += "(" + client_.rdns_name + ")";
+  line += " helo=" + quoted(helo_) + " from=<" + tx_->sender + ">";
+  for (const auto& r : tx_->recipients) line += " to=<" + r + ">";
+  for (const auto& r : tx_->refused) line += " refused=" + r;
+  if (tx_->data) line += " size=" + std::to_string(tx_->data->size());
+  if (!tx_->id.empty()) line += " id=" + tx_->id;
+  line += " result=" + quoted(result);
+  if (!details.empty()) line += " " + details;
+  out.log.push_back(std::move(line));
+  if (tx_->sink) tx_->sink->abort();
+  tx_.reset();
+  if (state_ != State::closed) state_ = State::greeted;
+}
+
+std::string SmtpSession::out_of_sequence(std::string_view verb) const {
+  if (state_ == State::connected) return "503 5.5.1 Error: send HELO/EHLO first";
+  if (verb == "MAIL") return "503 5.5.1 Error: nested MAIL command";
+  if (verb == "RCPT" || !tx_) return "503 5.5.1 Error: need MAIL command";
+  if (!tx_->refused.empty()) return "554 5.5.1 Error: no valid recipients";
+  return "503 5.5.1 Error: need RCPT command";
+}
+
+// --- input ---------------------------------------------------------------------------
+
+Output SmtpSession::feed(std::string_view in) {
+  Output out;
+  while (out.action == Action::none && state_ != State::closed && out.consumed < in.size()) {
+    const std::string_view rest = in.substr(out.consumed);
+    out.consumed += state_ == State::data ? feed_data(rest, out) : feed_command(rest, out);
+    if (errors_ >= config_.max_errors && state_ != State::closed) close_with(out, "421 4.7.0 Too many errors");
+  }
+  if (state_ == State::closed) out.consumed = in.size();  // nothing after QUIT/421 is read
+  return out;
+}
+
+std::size_t SmtpSession::feed_command(std::string_view in, Output& out) {
+  const LineReader::Result r = lines_.next(in);
+  switch (r.status) {
+  case LineReader::Status::need_more:
+    break;
+  case LineReader::Status::too_long:
+    reply(out, "500 5.5.2 Line too long");
+    break;
+  case LineReader::Status::bare_line_ending:
+    reply(out, "500 5.5.2 Bare LF or CR in command line");
+    break;
+  case LineReader::Status::line:
+    dispatch(r.line, out);
+    break;
+  }
+  return r.consumed;
+}
+
+void SmtpSession::dispatch(std::string_view line, Output& out) {
+  if (line.empty()) {
+    reply(out, "500 5.5.2 Error: bad syntax");
+    return;
+  }
+  const auto space = line.find(' ');
+  const std::string verb = upper(line.substr(0, space));
+  const VerbEntry* entry = find_verb(verb);
+  if (!entry) {
+    reply(out, "502 5.5.2 Error: command not recognized");
+    return;
+  }
+  Command c;
+  c.verb = entry->verb;
+  c.args = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+  if (!(entry->allowed & bit(state_))) {
+    reply(out, out_of_sequence(c.verb));
+    return;
+  }
+  if (auto problem = (this->*entry->check)(c)) {
+    reply(out, std::move(*problem));
+    return;
+  }
+  (this->*entry->proceed)(c, out);
+}
+
+std::size_t SmtpSession::feed_data(std::string_view in, Output& out) {
+  const std::size_t used = tx_->data->feed(in);
+  if (tx_->data->finished()) end_of_data(out);
+  return used;
+}
+
+void SmtpSession::end_of_data(Output& out) {
+  const DataReader& d = *tx_->data;
+  std::string problem;
+  if (d.bare_line_ending()) {
+    problem = "554 5.6.0 Bare LF or CR in message; see RFC 5321 section 2.3.8";
+  } else if (d.too_big()) {
+    problem = "552 5.3.4 Message size exceeds fixed limit";
+  } else if (!tx_->write_error.empty()) {
+    problem = "451 4.3.0 Error: local delivery failed, try again later";
+  }
+  if (!problem.empty()) {
+    reply(out, problem);
+    finish_transaction(out, problem, tx_->write_error.empty() ? "" : "error=" + quoted(tx_->write_error));
+    return;
+  }
+  state_ = State::delivering;
+  out.action = Action::deliver;
+}
+
+// --- delivery ------------------------------------------------------------------------
+
+Output SmtpSession::deliver() {
+  Output out;
+  if (state_ != State::delivering || !tx_) return out;
+  std::vector<DeliveryResult> results;
+  try {
+    results = tx_->sink->deliver();
+  } catch (const std::exception& e) {
+    const std::string line = "451 4.3.0 Error: local delivery failed, try again later";
+    reply(out, line);
+    finish_transaction(out, line, "error=" + quoted(e.what()));
+    return out;
+  }
+  std::vector<std::string> failed_lines;
+  bool temporary = false, over_quota = false;
+  std::size_t delivered = 0;
+  std::string stored, failed;  // for the log: where each copy went, why others did not
+  for (const auto& r : results) {
+    switch (r.status) {
+    case DeliveryResult::Status::delivered:
+      ++delivered;
+      stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
+      continue;
+    case DeliveryResult::Status::over_quota:
+      over_quota = true;
+      failed_lines.push_back("<" + r.recipient + ">: Disk quota exceeded");
+      break;
+    case DeliveryResult::Status::no_account:
+      failed_lines.push_back("<" + r.recipient + ">: User unknown");
+      break;
+    case DeliveryResult::Status::temporary:
+      temporary = true;
+      break;
+    }
+    failed += (failed.empty() ? "failed=" : ",") + r.recipient + ":" + quoted(r.detail);
+  }
+  const std::string queued = "Ok: queued as " + tx_->id;
+  std::string result;
+  if (temporary) {
+    // Without an outbound queue the only safe answer is "try again": the client then
+    // resends to everyone, so recipients already served may get the message twice —
+    // a duplicate is better than a silent loss.
+    result = "451 4.3.0 Error: local delivery failed, try again later";
+    reply(out, result);
+  } else if (failed_lines.empty()) {
+    result = "250 2.0.0 " + queued;
+    reply(out, result);
+  } else if (delivered > 0) {
+    // Delivered to some: 250 for the transaction, one line per recipient left out (the
+    // bounce for them comes with the outbound queue).
+    std::vector<std::string> lines;
+    for (const auto& f : failed_lines) lines.push_back("2.0.0 " + f + ", not delivered");
+    lines.push_back("2.0.0 " + queued);
+    reply_lines(out, lines, 250);
+    result = "250 2.0.0 " + queued + " (" + std::to_string(failed_lines.size()) + " not delivered)";
+  } else {
+    const int code = over_quota ? 552 : 550;
+    std::vector<std::string> lines;
+    for (const auto& r : results)
+      lines.push_back((r.status == DeliveryResult::Status::over_quota ? "5.2.2 " : "5.1.1 ") +
+                      std::string("<") + r.recipient + ">: " +
+                      (r.status == DeliveryResult::Status::over_quota ? "Disk quota exceeded" : "User unknown"));
+    reply_lines(out, lines, code);
+    result = std::to_string(code) + " " + lines.back();
+  }
+  finish_transaction(out, result, stored + (stored.empty() || failed.empty() ? "" : " ") + failed);
+  if (errors_ >= config_.max_errors) close_with(out, "421 4.7.0 Too many errors");
+  return out;
+}
+
+Output SmtpSession::shutdown() {
+  Output out;
+  if (state_ != State::closed)
+    close_with(out, "421 4.3.2 " + config_.hostname + " Service shutting down, closing transmission channel");
+  return out;
+}
+
+Output SmtpSession::timeout() {
+  Output out;
+  if (state_ != State::closed) close_with(out, "421 4.4.2 " + config_.hostname + " Error: timeout exceeded");
+  return out;
+}
+
+Output SmtpSession::disconnected() {
+  Output out;
+  if (tx_) finish_transaction(out, state_ == State::data ? "aborted: lost connection in DATA"
+                                                          : "aborted: lost connection");
+  state_ = State::closed;
+  return out;
+}
+
+// --- checks --------------------------------------------------------------------------
+
+std::optional<std::string> SmtpSession::check_helo(Command& c) const {
+  if (c.args.empty() || c.args.find_first_not_of(' ') == std::string_view::npos)
+    return "501 5.5.4 Syntax: " + std::string(c.verb) + " hostname";
+  return std::nullopt;
+}
+
+std::optional<std::string> SmtpSession::check_mail(Command& c) const {
+  c.path = parse_path_command(c.args, "FROM:", /*allow_null_path=*/true);
+  if (c.path.problem == PathCommand::Problem::syntax) return "501 5.5.4 Syntax: MAIL FROM:<address>";
+  if (c.path.problem == PathCommand::Problem::bad_address) return "501 5.1.7 Bad sender address syntax";
+  for (const auto& [key, value] : c.path.params) {
+    if (key == "SIZE") {
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), c.size);
+      if (ec == std::errc::result_out_of_range) return "552 5.3.4 Message size exceeds fixed limit";
+      if (ec != std::errc() || value.empty() || end != value.data() + value.size())
+        return "501 5.5.4 Bad SIZE syntax";
+      // RFC 1870 §6: refuse at MAIL when the declared size is already too big.
+      if (c.size > config_.message_size_limit) return "552 5.3.4 Message size exceeds fixed limit";
+    } else if (key == "BODY") {
+      const std::string body = upper(value);
+      if (body != "7BIT" && body != "8BITMIME") return "501 5.5.4 Unsupported BODY type";
+    } else {
+      return "555 5.5.4 Unsupported option: " + sanitize_for_header(key, 40);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SmtpSession::check_rcpt(Command& c) const {
+  c.path = parse_path_command(c.args, "TO:", /*allow_null_path=*/false);
+  if (c.path.problem == PathCommand::Problem::syntax) return "501 5.5.4 Syntax: RCPT TO:<address>";
+  if (c.path.problem == PathCommand::Problem::bad_address) return "501 5.1.3 Bad recipient address syntax";
+  if (!c.path.params.empty()) return "555 5.5.4 Unsupported option: " + sanitize_for_header(c.path.params[0].first, 40);
+  return std::nullopt;
+}
+
+std::optional<std::string> SmtpSession::check_no_args(Command& c) const {
+  if (c.args.find_first_not_of(' ') != std::string_view::npos) return "501 5.5.4 Syntax: " + std::string(c.verb);
+  return std::nullopt;
+}
+
+std::optional<std::string> SmtpSession::check_any(Command&) const { return std::nullopt; }
+
+// --- proceeds ------------------------------------------------------------------------
+
+void SmtpSession::proceed_helo(const Command& c, Output& out) {
+  if (tx_) finish_transaction(out, "reset by HELO");  // RFC 5321 §4.1.4
+  helo_ = std::string(c.args);
+  esmtp_ = false;
+  state_ = State::greeted;
+  reply(out, "250 " + config_.hostname);
+}
+
+void SmtpSession::proceed_ehlo(const Command& c, Output& out) {
+  if (tx_) finish_transaction(out, "reset by EHLO");
+  helo_ = std::string(c.args);
+  esmtp_ = true;
+  state_ = State::greeted;
+  out.replies += "250-" + config_.hostname + "\r\n" + "250-PIPELINING\r\n" + "250-SIZE " +
+                 std::to_string(config_.message_size_limit) + "\r\n" + "250-8BITMIME\r\n" +
+                 "250 ENHANCEDSTATUSCODES\r\n";
+}
+
+void SmtpSession::proceed_mail(const Command& c, Output& out) {
+  tx_ = std::make_unique<Transaction>();
+  tx_->sender = c.path.address;
+  tx_->declared_size = c.size;
+  state_ = State::mail;
+  reply(out, "250 2.1.0 Ok");
+}
+
+void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
+  const std::string shown = "<" + c.path.address + ">";
+  if (tx_->recipients.size() >= config_.max_recipients) {
+    reply(out, too_many_recipients);
+    return;
+  }
+  RecipientCheck check;
+  try {
+    check = backend_.check_recipient(c.path.address, tx_->declared_size);
+  } catch (const std::exception& e) {
+    check.kind = RecipientCheck::Kind::temporary;
+    check.detail = e.what();
+  }
+  std::string refusal;
+  using Kind = RecipientCheck::Kind;
+  if (check.kind == Kind::not_local && !client_.authenticated) {
+    refusal = "550 5.7.1 Relaying denied";
+  } else if (check.kind == Kind::not_local) {
+    // Authenticated relaying needs the outbound queue (a later part of mh-serve).
+    refusal = "550 5.7.1 Relaying denied";
+  } else if (!client_.authenticated && verdict_.kind != ClientVerdict::Kind::accepted) {
+    refusal = verdict_.reply;
+  } else if (check.kind == Kind::unknown_user) {
+    refusal = "550 5.1.1 " + shown + ": User unknown";
+  } else if (check.kind == Kind::disabled) {
+    refusal = "550 5.2.1 " + shown + ": Mailbox disabled";
+  } else if (check.kind == Kind::over_quota) {
+    refusal = "552 5.2.2 " + shown + ": Disk quota exceeded";
+  } else if (check.kind == Kind::temporary) {
+    refusal = "451 4.3.0 " + shown + ": Temporary lookup failure, try again later";
+  }
+  if (!refusal.empty()) {
+    tx_->refused.push_back(shown + "(" + refusal.substr(0, refusal.find(' ', 4)) + ")");
+    reply(out, std::move(refusal));
+    return;
+  }
+  // A recipient named twice (perhaps in different spellings) gets one copy.
+  if (std::find(tx_->recipients.begin(), tx_->recipients.end(), check.canonical) == tx_->recipients.end())
+    tx_->recipients.push_back(check.canonical);
+  state_ = State::rcpt;
+  reply(out, "250 2.1.5 Ok");
+}
+
+void SmtpSession::proceed_data(const Command&, Output& out) {
+  try {
+    tx_->sink = backend_.begin_message(tx_->recipients);
+    tx_->id = backend_.new_message_id();
+    TraceInfo t;
+    t.helo = helo_;
+    t.esmtp = esmtp_;
+    t.client_ip = client_.ip;
+    t.client_rdns = client_.rdns_name;
+    t.hostname = config_.hostname;
+    t.id = tx_->id;
+    t.sender = tx_->sender;
+    t.recipients = tx_->recipients;
+    t.time = backend_.now();
+    tx_->sink->append(trace_headers(t));
+  } catch (const std::exception& e) {
+    if (tx_->sink) tx_->sink->abort();
+    tx_->sink.reset();
+    const std::string line = "451 4.3.0 Error: cannot store the message now, try again later";
+    reply(out, line);
+    finish_transaction(out, line, "error=" + quoted(e.what()));
+    return;
+  }
+  Transaction* tx = tx_.get();
+  tx_->data = std::make_unique<DataReader>(config_.message_size_limit, [tx](std::string_view bytes) {
+    if (!tx->write_error.empty()) return;
+    try {
+      tx->sink->append(bytes);
+    } catch (const std::exception& e) {
+      tx->write_error = e.what();
+      tx->sink->abort();
+    }
+  });
+  state_ = State::data;
+  reply(out, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void SmtpSession::proceed_rset(const Command&, Output& out) {
+  if (tx_) finish_transaction(out, "reset by RSET");
+  reply(out, "250 2.0.0 Ok");
+}
+
+void SmtpSession::proceed_noop(const Command&, Output& out) { reply(out, "250 2.0.0 Ok"); }
+
+void SmtpSession::proceed_quit(const Command&, Output& out) {
+  if (tx_) finish_transaction(out, "aborted by QUIT");
+  out.replies += "221 2.0.0 Bye\r\n";
+  out.action = Action::close;
+  state_ = State::closed;
+}
+
+void SmtpSession::proceed_vrfy(const Command&, Output& out) {
+  // RFC 5321 §3.5.3: 252 — neither confirms nor denies, so accounts cannot be enumerated.
+  reply(out, "252 2.5.2 Cannot VRFY user");
+}
+
+void SmtpSession::proceed_help(const Command&, Output& out) {
+  reply(out, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+void SmtpSession::proceed_not_implemented(const Command&, Output& out) {
+  reply(out, "502 5.5.1 Command not implemented");
+}
+
+} // namespace mh::smtp

@@ -1,0 +1,127 @@
+// session.h — one inbound SMTP session (RFC 5321 + PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES) as a state machine without any I/O of its own (STYLE §9).
+// The network layer feeds it the bytes it read and writes back Output::replies; an
+// Output::action tells it to run the (blocking) delivery or to close. Commands are
+// looked up in a verb table {verb, allowed states, check, proceed}: check parses and
+// validates, proceed acts — as in OpenSMTPD's smtp_session.c.
+// Every input is bounded: command lines (512 octets), recipients, message size, errors.
+// Spool access goes through MailBackend (backend.h), so tests can replace it.
+#pragma once
+
+#include "smtp/backend.h"
+#include "smtp/data_reader.h"
+#include "smtp/line_reader.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mh::smtp {
+
+struct SessionConfig {
+  std::string hostname = "localhost";
+  std::uint64_t message_size_limit = 31457280;  // limits.message_size
+  std::uint32_t max_recipients = 100;           // limits.recipients
+  std::uint32_t max_errors = 10;                // then "421 4.7.0 Too many errors"
+};
+
+enum class Action {
+  none,
+  deliver,  // call deliver() (blocking: fsync), send its replies, then feed the rest
+  close,    // send the replies, then close the connection
+};
+
+struct Output {
+  std::string replies;            // CRLF-terminated reply lines to send, in order
+  std::size_t consumed = 0;       // input bytes used; the caller keeps the rest for later
+  Action action = Action::none;
+  std::vector<std::string> log;   // one line per finished transaction
+};
+
+class SmtpSession {
+public:
+  SmtpSession(SessionConfig config, ClientInfo client, MailBackend& backend);
+  ~SmtpSession();
+  SmtpSession(const SmtpSession&) = delete;
+  SmtpSession& operator=(const SmtpSession&) = delete;
+
+  Output greeting();
+  // Processes as much of `in` as possible; stops early after an action.
+  Output feed(std::string_view in);
+  // Runs the delivery requested by Action::deliver and produces the reply to DATA.
+  Output deliver();
+  // The server stops: 421 and close (an unfinished transaction is logged and dropped).
+  Output shutdown();
+  // No complete command/data block within the timeout: 421 and close.
+  Output timeout();
+  // The client went away: logs an unfinished transaction.
+  Output disconnected();
+
+  // The FCrDNS hook (backend.h); may be set at any time before RCPT.
+  void set_verdict(ClientVerdict verdict) { verdict_ = std::move(verdict); }
+
+  bool in_transaction() const noexcept;       // MAIL accepted, transaction not finished
+  bool in_data() const noexcept { return state_ == State::data; }
+  bool closed() const noexcept { return state_ == State::closed; }
+
+  enum class State : unsigned {   // bits, so a verb can allow a set of states
+    connected = 1u << 0,   // before HELO/EHLO
+    greeted = 1u << 1,     // no transaction
+    mail = 1u << 2,        // MAIL accepted, no recipient yet
+    rcpt = 1u << 3,        // at least one recipient
+    data = 1u << 4,        // reading the message
+    delivering = 1u << 5,  // waiting for deliver()
+    closed = 1u << 6,
+  };
+
+private:
+  struct Command;
+  struct Transaction;
+  struct VerbEntry;
+  // The verb table (session.cc): {verb, allowed states, check, proceed}.
+  static const VerbEntry* find_verb(std::string_view verb);
+
+  std::size_t feed_command(std::string_view in, Output& out);
+  std::size_t feed_data(std::string_view in, Output& out);
+  void dispatch(std::string_view line, Output& out);
+  void end_of_data(Output& out);
+  void reply(Output& out, std::string line);
+  void reply_lines(Output& out, const std::vector<std::string>& lines, int code);
+  void close_with(Output& out, std::string line);
+  void finish_transaction(Output& out, const std::string& result, const std::string& details = "");
+  std::string out_of_sequence(std::string_view verb) const;
+
+  // check_*: syntax and arguments; proceed_*: the effect.
+  std::optional<std::string> check_helo(Command& c) const;
+  std::optional<std::string> check_mail(Command& c) const;
+  std::optional<std::string> check_rcpt(Command& c) const;
+  std::optional<std::string> check_no_args(Command& c) const;
+  std::optional<std::string> check_any(Command& c) const;
+  void proceed_helo(const Command& c, Output& out);
+  void proceed_ehlo(const Command& c, Output& out);
+  void proceed_mail(const Command& c, Output& out);
+  void proceed_rcpt(const Command& c, Output& out);
+  void proceed_data(const Command& c, Output& out);
+  void proceed_rset(const Command& c, Output& out);
+  void proceed_noop(const Command& c, Output& out);
+  void proceed_quit(const Command& c, Output& out);
+  void proceed_vrfy(const Command& c, Output& out);
+  void proceed_help(const Command& c, Output& out);
+  void proceed_not_implemented(const Command& c, Output& out);
+
+  SessionConfig config_;
+  ClientInfo client_;
+  MailBackend& backend_;
+  ClientVerdict verdict_;
+  State state_ = State::connected;
+  std::string helo_;
+  bool esmtp_ = false;
+  unsigned errors_ = 0;
+  LineReader lines_;
+  std::unique_ptr<Transaction> tx_;
+};
+
+} // namespace mh::smtp

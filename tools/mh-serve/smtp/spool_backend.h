@@ -1,0 +1,31 @@
+// spool_backend.h — MailBackend over libspool: recipients are looked up in the spool at
+// every RCPT (cheap: a directory check and two small YAML files), so accounts, domains,
+// suspensions and quota changed by the tools count for the very next command without a
+// reload. Messages stream into a spool::PendingMessage in the first recipient's
+// Maildir/tmp and are hard-linked to every recipient by spool::deliver(). Thread-safe:
+// one instance serves all sessions.
+#pragma once
+
+#include "smtp/backend.h"
+
+#include <spool/layout.h>
+
+#include <atomic>
+
+namespace mh::smtp {
+
+class SpoolBackend : public MailBackend {
+public:
+  explicit SpoolBackend(spool::Layout layout) : layout_(std::move(layout)) {}
+
+  RecipientCheck check_recipient(std::string_view mailbox, std::uint64_t size_hint) override;
+  std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& recipients) override;
+  std::string new_message_id() override;
+  std::int64_t now() override;
+
+private:
+  spool::Layout layout_;
+  std::atomic<std::uint32_t> id_counter_{0};
+};
+
+} // namespace mh::smtp
