@@ -12,7 +12,7 @@ build_pkgs=(
 # Real peers the tests drive: clients we did not write, and readers of our Maildirs.
 test_pkgs=(
   python3 bsdextrautils util-linux procps hyperfine mutt
-  swaks curl dnsmasq-base man-db groff-base
+  swaks curl dnsmasq-base man-db groff-base dovecot-core
 )
 
 want=("${build_pkgs[@]}")

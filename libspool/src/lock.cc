@@ -73,7 +73,7 @@ FileLock FileLock::acquire(const std::filesystem::path& lock_file, Mode mode,
       throw Error(Errc::busy, "spool is busy: could not lock " + lock_file.string() + " within " +
                                   std::to_string(timeout.count()) + " ms; try again");
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    pause = std::min(pause * 2, std::chrono::microseconds(2000)); // short: a busy lock is held for milliseconds
   }
 }
 

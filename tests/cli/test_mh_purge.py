@@ -385,7 +385,7 @@ class TestSafety(PurgeTestCase):
         rng = random.Random(os.getpid())
         new = os.path.join(self.maildir("u@d.jp"), "new")
         for _ in range(30):
-            for _ in range(100):
+            for _ in range(200):
                 self.plant("u@d.jp", message(1100), age_days=60)
             self.recalc("u@d.jp")
             before = os.stat(new).st_mtime_ns
@@ -395,7 +395,7 @@ class TestSafety(PurgeTestCase):
             deadline = time.time() + 30
             while os.stat(new).st_mtime_ns == before and p.poll() is None and time.time() < deadline:
                 pass
-            time.sleep(rng.uniform(0, 0.006))
+            time.sleep(rng.uniform(0, 0.003))
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=60)
             self.assertTrue(keep.issubset(self.uidls("u@d.jp")), "an unselected message was lost")

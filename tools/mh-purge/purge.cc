@@ -1,6 +1,6 @@
-// purge.cc — the mh-purge run: list each target Maildir once, select, then remove one by
-// one through Maildir::remove (unlink + a "-size -1" line in maildirsize under the
-// Maildir's writer lock), so usage stays exact at every moment. A message that vanished
+// purge.cc — the mh-purge run: list each target Maildir once, select, then remove in
+// batches (BatchRemover: unlinks + one maildirsize line per batch under the Maildir's
+// writer lock), so usage stays exact to within one batch. A message that vanished
 // meanwhile (POP3 DELE, another purge) is not an error and is not counted; a message
 // delivered after the listing is never touched. Before removing, the listing is checked
 // against maildirsize, and a mismatch — such as one left by a purge killed between an
@@ -32,25 +32,32 @@ std::string plural(std::uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-// Selected messages of a listing; a message seen twice (moved new/→cur/ between the
-// two directory reads) is taken once.
-std::vector<spool::MessageInfo> select(const std::vector<spool::MessageInfo>& all, const Selection& sel) {
-  std::vector<spool::MessageInfo> out;
-  std::unordered_set<std::string_view> seen;
+// The listing without the second sighting of a message that a reader moved new/ -> cur/
+// between the two directory reads. list() sorts by delivery time, then UIDL, so both
+// sightings are neighbours; no hash set needed for 100,000 names.
+std::vector<const spool::MessageInfo*> distinct(const std::vector<spool::MessageInfo>& all) {
+  std::vector<const spool::MessageInfo*> out;
+  out.reserve(all.size());
   for (const spool::MessageInfo& m : all)
-    if (sel.matches(m) && seen.insert(m.uidl).second) out.push_back(m);
+    if (out.empty() || out.back()->uidl != m.uidl) out.push_back(&m);
+  return out;
+}
+
+std::vector<const spool::MessageInfo*> select(const std::vector<const spool::MessageInfo*>& messages,
+                                              const Selection& sel) {
+  std::vector<const spool::MessageInfo*> out;
+  for (const spool::MessageInfo* m : messages)
+    if (sel.matches(*m)) out.push_back(m);
   return out;
 }
 
 // maildirsize must equal what the files say; if not (a crashed writer, or a delivery
 // in flight, which the lock makes recalc wait for), rebuild it before changing it further.
 void repair_usage_if_drifted(const spool::Layout& layout, const spool::Address& a, const spool::Maildir& md,
-                             const std::vector<spool::MessageInfo>& all) {
+                             const std::vector<const spool::MessageInfo*>& messages) {
   spool::Usage listed;
-  std::unordered_set<std::string_view> seen;
-  for (const spool::MessageInfo& m : all) {
-    if (!seen.insert(m.uidl).second) continue;
-    listed.bytes += m.size;
+  for (const spool::MessageInfo* m : messages) {
+    listed.bytes += m->size;
     listed.messages += 1;
   }
   if (md.usage() != listed) spool::recalc_account(layout, a);
@@ -80,23 +87,34 @@ Result run_purge(const Tool& tool, const PurgeOptions& o) {
     const spool::Address& a = targets[i];
     spool::Maildir md(layout.maildir(a));
     const std::vector<spool::MessageInfo> all = md.list();
-    if (!listing) repair_usage_if_drifted(layout, a, md, all);
-    const std::vector<spool::MessageInfo> chosen = select(all, sel);
+    const std::vector<const spool::MessageInfo*> messages = distinct(all);
+    if (!listing) repair_usage_if_drifted(layout, a, md, messages);
+    const std::vector<const spool::MessageInfo*> chosen = select(messages, sel);
     progress.start_mailbox(i, chosen.size());
     Totals here;
-    for (const spool::MessageInfo& m : chosen) {
-      if (listing) {
-        auto shown = describe_message(md, a.str(), m);
-        if (!shown) continue;
-        listed.push_back(std::move(*shown));
-      } else if (!md.remove(m)) {
-        ++here.vanished;
-        continue;
-      }
-      uids_found.insert(m.uidl);
+    auto count = [&](const spool::MessageInfo& m) {
+      if (!sel.uids().empty()) uids_found.insert(m.uidl);
       ++here.messages;
       here.bytes += m.size;
       progress.removed_one(m.size);
+    };
+    if (listing) {
+      for (const spool::MessageInfo* m : chosen) {
+        auto shown = describe_message(md, a.str(), *m);
+        if (!shown) continue; // removed meanwhile
+        listed.push_back(std::move(*shown));
+        count(*m);
+      }
+    } else {
+      BatchRemover remover(md);
+      std::uint64_t not_found = 0;
+      for (const spool::MessageInfo* m : chosen) {
+        if (remover.remove(*m)) count(*m);
+        else ++not_found;
+      }
+      const std::vector<spool::MessageInfo> moved = remover.finish();
+      for (const spool::MessageInfo& m : moved) count(m);
+      here.vanished = not_found - moved.size();
     }
     if (here.messages > 0) ++totals.mailboxes;
     totals.messages += here.messages;
