@@ -2,7 +2,7 @@
 # harness.sh — runs the shared anchor harness (../shared/bench/baseline.sh) with our
 # mh-purge and mh-quota plugged into its MH_PURGE_CMD / MH_QUOTA_CMD hooks, so find/du and
 # our tools run on the same trees in the same run (RESULT names mh_purge_*, mh_quota_*).
-#   bash bench/harness.sh                  # as root; TESTS=purge REPS=3: ~6 min
+#   bash bench/harness.sh                  # as root; TESTS=purge REPS=3: ~4 min
 # Environment: BUILD, BASELINE (path of baseline.sh), HOOK_SPOOL, SKIP_BUILD=1, and every
 # variable baseline.sh reads (TESTS, REPS, PURGE_FILES, RESULTS_FILE, ...).
 

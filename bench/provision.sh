@@ -32,6 +32,7 @@ PWFILE=$WORK/password    # --password-stdin input (a bench password, not a secre
 log() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 emit() { tee -a "$RESULTS"; }
+SOLO_DOMAIN=solo.bench.test
 domain_name() { printf 'd%04d.bench.test' "$1"; }
 account_name() { printf 'u%03d' "$1"; }
 
@@ -64,9 +65,12 @@ make_big_spool() {
         cp -a "$stage" "$BIG/domains/$(domain_name "$i")"
     done
     rm -rf "$stage"
+    # One more domain holding a single account: `show` sums its domain's usage, so this
+    # separates "grows with the spool" from "grows with the accounts of one domain".
+    cp -a "$SMALL/domains/$(domain_name 0)" "$BIG/domains/$SOLO_DOMAIN"
     sync
     secs=$(( ($(date +%s%3N) - t0) / 1000 ))
-    log "big spool: $DOMAINS domains × $ACCOUNTS accounts written in $secs s"
+    log "big spool: $DOMAINS domains × $ACCOUNTS accounts (+ $SOLO_DOMAIN × 1) written in $secs s"
     echo "INFO provision_secs=$secs domains=$DOMAINS accounts_per_domain=$ACCOUNTS" | emit
 }
 
@@ -79,8 +83,8 @@ verify_big_spool() {
 import json, sys
 doms = json.load(sys.stdin)["domains"]
 want_d, want_a = int(sys.argv[1]), int(sys.argv[2])
-bad = [d["domain"] for d in doms if d["accounts"] != want_a]
-assert len(doms) == want_d and not bad, (len(doms), bad[:5])' "$DOMAINS" "$ACCOUNTS" \
+bad = [d["domain"] for d in doms if d["accounts"] != (1 if d["domain"] == sys.argv[3] else want_a)]
+assert len(doms) == want_d + 1 and not bad, (len(doms), bad[:5])' "$DOMAINS" "$ACCOUNTS" "$SOLO_DOMAIN" \
         || die "domain list of the big spool is wrong"
     for d in "$(domain_name 0)" "$mid" "$last"; do
         "$MH_USER" --spool "$BIG" list "$d" --json | python3 -c '
@@ -101,6 +105,7 @@ assert names == want and all(a["state"] == "active" for a in accts), names[:3]' 
 time_one() {  # op tag run
     local op=$1 tag=$2 run=$3 spool dom acct
     if [ "$tag" = small ]; then spool=$SMALL dom=$(domain_name 0) acct=$(account_name 0)
+    elif [ "$op" = show_solo ]; then spool=$BIG dom=$SOLO_DOMAIN acct=$(account_name 0)
     else spool=$BIG dom=$(domain_name $((DOMAINS / 2))) acct=$(account_name $((ACCOUNTS / 2))); fi
     local u=("$MH_USER" --spool "$spool")
     local t=("${BENCH[@]}" time --name "${op}_$tag" --runs 1 --run-offset $((run - 1)))
@@ -111,9 +116,21 @@ time_one() {  # op tag run
                     "${u[@]}" domain del newdomain.bench.test --force -q ;;
         suspend)    "${t[@]}" -- "${u[@]}" suspend "$acct@$dom" -q
                     "${u[@]}" resume "$acct@$dom" -q ;;
-        show)       "${t[@]}" -- "${u[@]}" show "$acct@$dom" ;;
+        show|show_solo) "${t[@]}" -- "${u[@]}" show "$acct@$dom" ;;
         show_json)  "${t[@]}" -- "${u[@]}" show "$acct@$dom" --json ;;
         show_cold)  "${t[@]}" --drop-caches -- "${u[@]}" show "$acct@$dom" ;;
+    esac
+}
+
+op_label() {
+    case $1 in
+        add)        echo "mh-user add (yescrypt)" ;;
+        domain_add) echo "mh-user domain add" ;;
+        suspend)    echo "mh-user suspend" ;;
+        show)       echo "mh-user show (domain of $ACCOUNTS)" ;;
+        show_json)  echo "mh-user show --json (domain of $ACCOUNTS)" ;;
+        show_solo)  echo "mh-user show (1-account domain)" ;;
+        show_cold)  echo "mh-user show, cold cache (domain of $ACCOUNTS)" ;;
     esac
 }
 
@@ -141,13 +158,13 @@ make_small_spool
 make_big_spool
 verify_big_spool
 
-OPS="add domain_add suspend show show_json"
+OPS="add domain_add suspend show show_json show_solo"
 [ -w /proc/sys/vm/drop_caches ] && OPS="$OPS show_cold"
 rows=()
 for op in $OPS; do
     log "timing $op: small spool (1 × 1) vs big spool ($DOMAINS × $ACCOUNTS)"
     if [ "$op" = show_cold ]; then measure "$op" $(( RUNS < 10 ? RUNS : 10 )); else measure "$op" "$RUNS"; fi
-    rows+=(--row "mh-user ${op/_/ };${op}_big;${op}_small;secs;<=1.5")
+    rows+=(--row "$(op_label "$op");${op}_big;${op}_small;secs;<=1.5")
 done
 
 log "medians, ratio = big / small (O(1): about 1)"

@@ -5,7 +5,7 @@
 #            on an identical copy (cold and warm caches)
 #   deliver  N sequential libspool deliveries (bench/deliver_bench)  vs  fsbench.c (the
 #            physical floor: write + fsync + rename) in the same spool tree
-#   bash bench/store.sh                 # as root for the cold-cache runs; ~15 min
+#   bash bench/store.sh                 # as root for the cold-cache runs; ~10 min idle
 # Environment: TESTS ["usage purge deliver"], REPS [3], MESSAGES [100000], SIZE [4096],
 # OLD_DAYS [40], CUTOFF_DAYS [30], DELIVERIES [2000], BUILD, WORK (wiped), OUT,
 # FSBENCH_SRC, DROP_CACHES [1], KEEP=1 keeps WORK, SKIP_BUILD=1.
@@ -209,14 +209,17 @@ want deliver && test_deliver
 log "medians (A/B per row)"
 rows=()
 for mode in $(cache_modes); do
-    rows+=(--row "usage $mode: du -sb / mh-quota show;du_$mode;quota_show_$mode;secs;>=100"
-           --row "usage $mode: mh-quota show 100k msgs / empty account;quota_show_$mode;quota_show_empty_$mode;secs;<=1.5"
-           --row "usage $mode: mh-quota show / mh-quota --version;quota_show_$mode;quota_version_$mode;secs;"
-           --row "usage $mode: mh-quota recalc / du -sb;quota_recalc_$mode;du_$mode;secs;<=1.5"
-           --row "purge $mode: mh-purge / find;purge_mh_$mode;purge_find_$mode;secs;<=1.2"
-           --row "purge $mode incl. sync: mh-purge / find;purge_mh_$mode;purge_find_$mode;secs_incl_sync;<=1.2")
+    want usage && rows+=(
+        --row "usage $mode: du -sb / mh-quota show;du_$mode;quota_show_$mode;secs;>=100"
+        --row "usage $mode: mh-quota show full / empty account;quota_show_$mode;quota_show_empty_$mode;secs;<=1.5"
+        --row "usage $mode: mh-quota show / mh-quota --version;quota_show_$mode;quota_version_$mode;secs;"
+        --row "usage $mode: mh-quota recalc / du -sb;quota_recalc_$mode;du_$mode;secs;<=1.5")
+    want purge && rows+=(
+        --row "purge $mode: mh-purge / find;purge_mh_$mode;purge_find_$mode;secs;<=1.2"
+        --row "purge $mode incl. sync: mh-purge / find;purge_mh_$mode;purge_find_$mode;secs_incl_sync;<=1.2")
 done
-rows+=(--row "delivery rate: libspool / fsbench fsync;deliver_libspool;deliver_floor_fsync;files_per_s;>=0.8"
-       --row "delivery rate: libspool / fsbench fsync+dir;deliver_libspool;deliver_floor_fsyncdir;files_per_s;>=0.8")
+want deliver && rows+=(
+    --row "delivery rate: libspool / fsbench fsync;deliver_libspool;deliver_floor_fsync;files_per_s;>=0.8"
+    --row "delivery rate: libspool / fsbench fsync+dir;deliver_libspool;deliver_floor_fsyncdir;files_per_s;>=0.8")
 "${BENCH[@]}" table --results "$RESULTS" "${rows[@]}" | emit
 log "results -> $RESULTS"

@@ -70,7 +70,13 @@ class RawClient:
 
 
 class SmtpTestCase(mhtest.SpoolTestCase):
-    """A SpoolTestCase with an mh-serve of its own (start_server)."""
+    """A SpoolTestCase with an mh-serve of its own (start_server).
+
+    Loopback is in trusted_networks unless the test's extra config names its own (or the
+    class sets TRUSTED_NETWORKS = None): tests must not depend on the machine's resolver,
+    and only the reverse-DNS tests (test_smtp_fcrdns.py) want the check made."""
+
+    TRUSTED_NETWORKS = '["127.0.0.0/8"]'
 
     def setUp(self):
         super().setUp()
@@ -87,8 +93,11 @@ class SmtpTestCase(mhtest.SpoolTestCase):
         super().tearDown()
 
     def write_config(self, extra=""):
+        trusted = ""
+        if self.TRUSTED_NETWORKS is not None and "trusted_networks:" not in extra:
+            trusted = f"trusted_networks: {self.TRUSTED_NETWORKS}\n"
         with open(self.path("mailhost.yaml"), "w") as f:
-            f.write(f'hostname: {HOST}\nlisten: {{ smtp: "127.0.0.1:{self.port}" }}\n{extra}')
+            f.write(f'hostname: {HOST}\nlisten: {{ smtp: "127.0.0.1:{self.port}" }}\n{trusted}{extra}')
 
     def start_server(self, extra_config="", args=()):
         self.port = mhtest.free_port()

@@ -1,6 +1,7 @@
 // mh-serve — the mail daemon (SPEC §8). This file only reads the command line and
 // picks a mode: --check-config, --stdio smtp (one session on stdin/stdout), or the
 // network server (net/server.h). Runs in the foreground; logs to stderr.
+#include "client_check.h"
 #include "common/cli.h"
 #include "net/server.h"
 #include "net/stdio.h"
@@ -34,9 +35,13 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   mh::Result result;
 
   if (o.check_config) {
+    // Builds the resolver too: a DNS server c-ares cannot use is a config error.
+    const mh::serve::ClientCheck client_check(layout, settings);
     result.text = layout.server_config().string() + ": ok\n";
     result.data = {{"config", layout.server_config().string()}, {"ok", true}, {"hostname", settings.hostname}};
     for (const auto& ep : settings.smtp) result.data["smtp"].push_back(ep.text());
+    result.data["trusted_networks"] = nlohmann::json::array();
+    for (const auto& n : client_check.trusted_networks()) result.data["trusted_networks"].push_back(n.text());
     return result;
   }
 
@@ -51,6 +56,9 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
       throw spool::Error(spool::Errc::usage, "--client-ip " + *o.client_ip + ": not an IPv4 or IPv6 address");
     so.client.ip = o.client_ip ? *o.client_ip : mh::net::stdin_peer_ip();
     if (so.client.ip.empty()) so.client.ip = "127.0.0.1";
+    // Before the greeting: one session has nothing else to overlap the lookup with.
+    mh::serve::ClientCheck client_check(layout, settings);
+    so.verdict = client_check.check_blocking(so.client.ip);
     so.timeout_command = settings.config.timeout_command;
     so.timeout_data = settings.config.timeout_data;
     result.exit_code = mh::net::run_stdio_smtp(so, backend);

@@ -30,16 +30,15 @@ std::string machine_hostname() {
   return host;
 }
 
-// "FILE:LINE: key 'KEY': WHAT", like the loader's own errors (config.h).
-[[noreturn]] void bad(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
-                      const std::string& what) {
+} // namespace
+
+void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
+                const std::string& what) {
   std::string where = layout.server_config().string();
   auto line = config.key_lines.find(key);
   if (line != config.key_lines.end() && line->second > 0) where += ":" + std::to_string(line->second);
   throw spool::Error(spool::Errc::bad_config, where + ": key '" + key + "': " + what);
 }
-
-} // namespace
 
 bool ip_literal_ok(const std::string& ip) {
   unsigned char buf[16];
@@ -76,13 +75,13 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
   s.hostname = s.config.hostname.empty() ? machine_hostname() : s.config.hostname;
   for (char c : s.hostname)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'))
-      bad(layout, s.config, "hostname", "'" + s.hostname + "' is not a host name");
-  if (s.config.limit_message_size == 0) bad(layout, s.config, "limits.message_size", "must be more than 0");
-  if (s.config.limit_recipients == 0) bad(layout, s.config, "limits.recipients", "must be at least 1");
-  if (s.config.limit_connections == 0) bad(layout, s.config, "limits.connections", "must be at least 1");
-  if (s.config.limit_connections_per_ip == 0) bad(layout, s.config, "limits.connections_per_ip", "must be at least 1");
-  if (s.config.timeout_command.count() <= 0) bad(layout, s.config, "timeouts.command", "must be more than 0");
-  if (s.config.timeout_data.count() <= 0) bad(layout, s.config, "timeouts.data", "must be more than 0");
+      bad_config(layout, s.config, "hostname", "'" + s.hostname + "' is not a host name");
+  if (s.config.limit_message_size == 0) bad_config(layout, s.config, "limits.message_size", "must be more than 0");
+  if (s.config.limit_recipients == 0) bad_config(layout, s.config, "limits.recipients", "must be at least 1");
+  if (s.config.limit_connections == 0) bad_config(layout, s.config, "limits.connections", "must be at least 1");
+  if (s.config.limit_connections_per_ip == 0) bad_config(layout, s.config, "limits.connections_per_ip", "must be at least 1");
+  if (s.config.timeout_command.count() <= 0) bad_config(layout, s.config, "timeouts.command", "must be more than 0");
+  if (s.config.timeout_data.count() <= 0) bad_config(layout, s.config, "timeouts.data", "must be more than 0");
 
   if (!s.config.listen_given) {
     s.smtp = parse_endpoint(privileged ? "*:25" : "*:2525");
@@ -92,7 +91,7 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
     for (const auto& text : addresses) {
       auto endpoints = parse_endpoint(text);
       if (endpoints.empty())
-        bad(layout, s.config, "listen." + service, "'" + text + "' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
+        bad_config(layout, s.config, "listen." + service, "'" + text + "' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
       if (service == "smtp") s.smtp.insert(s.smtp.end(), endpoints.begin(), endpoints.end());
     }
     if (service != "smtp" && !addresses.empty()) s.not_served.push_back(service);

@@ -37,6 +37,11 @@ struct Settings {
   std::vector<std::string> not_served;          // configured services not implemented yet
 };
 
+// Throws spool::Error(bad_config) "FILE:LINE: key 'KEY': WHAT", like the loader's own
+// errors (config.h), for checks made after loading.
+[[noreturn]] void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
+                             const std::string& what);
+
 // Reads and validates SPOOL/mailhost.yaml. `privileged` selects the default ports.
 Settings load_settings(const spool::Layout& layout, bool privileged);
 

@@ -27,6 +27,7 @@ asio::awaitable<void> watchdog(std::shared_ptr<Connection> c) {
       c->timed_out = true;
       c->deadline = steady_clock::now() + last_words_time;
       c->socket.cancel(ec);
+      c->client_check_done.cancel();
     } else {
       c->socket.close(ec);
       break;
@@ -76,6 +77,20 @@ asio::awaitable<bool> process(std::shared_ptr<Connection> c, std::size_t n) {
   co_return co_await send(c, std::move(replies));
 }
 
+// Waits for the client check's verdict, which must be known before the first command
+// is processed (RCPT needs it; delaying HELO/MAIL costs nothing). The wait counts as the
+// server's time, not the client's: the deadline covers the longest check. False when
+// woken by a timeout or a stop instead.
+asio::awaitable<bool> wait_for_client_check(std::shared_ptr<Connection> c) {
+  c->deadline = steady_clock::now() + c->shared.timeout_command + c->shared.client_check->longest_check();
+  while (!c->client_checked && !c->timed_out && !c->force_stop && !c->shared.stopping) {
+    c->client_check_done.expires_at(steady_clock::time_point::max());
+    asio::error_code ec;
+    co_await c->client_check_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return c->client_checked;
+}
+
 asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
   if (!co_await send(c, c->session.greeting().replies)) co_return;
   while (!c->session.closed()) {
@@ -103,6 +118,13 @@ asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
       log_output(c->session.disconnected());
       co_return;
     }
+    if (!c->client_checked && !co_await wait_for_client_check(c)) {
+      smtp::Output o = c->timed_out ? c->session.timeout() : c->session.shutdown();
+      log_output(o);
+      if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
+      co_await send(c, o.replies);
+      co_return;
+    }
     if (!co_await process(c, n)) co_return;
   }
 }
@@ -112,6 +134,7 @@ asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
 void Worker::request_stop(bool force) {
   for (Connection* c : connections) {
     asio::error_code ec;
+    c->client_check_done.cancel();  // no transaction can be open while it waits
     if (force) {
       c->force_stop = true;
       c->socket.cancel(ec);
@@ -130,7 +153,8 @@ Connection::Connection(SharedState& shared_state, Worker& owner, asio::ip::tcp::
       deadline(std::chrono::steady_clock::now() + shared_state.timeout_command),
       session(shared_state.session, client, *shared_state.backend),
       ticket(std::move(t)),
-      client_ip(client.ip) {}
+      client_ip(client.ip),
+      client_check_done(socket.get_executor()) {}
 
 asio::awaitable<void> serve_smtp(std::shared_ptr<Connection> c) {
   c->worker.connections.insert(c.get());
@@ -146,6 +170,29 @@ asio::awaitable<void> serve_smtp(std::shared_ptr<Connection> c) {
   c->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   c->socket.close(ec);
   c->worker.connections.erase(c.get());
+}
+
+void start_client_check(const std::shared_ptr<Connection>& c) {
+  if (auto verdict = c->shared.client_check->trusted_verdict(c->client_ip)) {
+    c->session.set_verdict(std::move(*verdict));
+    c->client_checked = true;
+    return;
+  }
+  // The answer comes on the resolver's thread: hand it to the connection's own thread.
+  // A weak_ptr, so a client that left does not keep its slot (ticket) until DNS answers.
+  // The server destroys the resolver before the workers' io_contexts, so the executor
+  // is still valid when the last answers ("resolver stopped") are posted.
+  std::weak_ptr<Connection> weak = c;
+  auto executor = c->socket.get_executor();
+  c->shared.client_check->check(c->client_ip, [weak, executor](smtp::ClientVerdict verdict) {
+    asio::post(executor, [weak, verdict = std::move(verdict)]() mutable {
+      auto conn = weak.lock();
+      if (!conn || conn->done) return;
+      conn->session.set_verdict(std::move(verdict));
+      conn->client_checked = true;
+      conn->client_check_done.cancel();
+    });
+  });
 }
 
 void refuse_connection(asio::ip::tcp::socket& socket, std::string_view reply) {

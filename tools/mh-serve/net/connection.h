@@ -4,8 +4,11 @@
 // by cancelling the socket (Asio's timeout_watchdog example). Both run on the worker's
 // single-threaded io_context, so the connection's fields need no locking; only the
 // blocking delivery runs on the delivery pool, while the connection coroutine waits.
+// The client check (FCrDNS, client_check.h) runs on the resolver's thread while the
+// greeting goes out; its verdict is posted back to the worker before the first command.
 #pragma once
 
+#include "client_check.h"
 #include "net/limits.h"
 #include "smtp/session.h"
 
@@ -28,6 +31,7 @@ struct SharedState {
   std::chrono::milliseconds timeout_command{300000};
   std::chrono::milliseconds timeout_data{600000};
   asio::thread_pool* delivery_pool = nullptr;
+  serve::ClientCheck* client_check = nullptr;
   std::atomic<bool> stopping{false};
 };
 
@@ -57,11 +61,16 @@ struct Connection {
   bool timed_out = false;     // the watchdog fired
   bool force_stop = false;    // shutdown grace is over
   bool waiting_idle = false;  // blocked reading, no transaction open
+  bool client_checked = false;  // the session has its ClientVerdict
+  asio::steady_timer client_check_done;  // cancelled when the verdict arrives (or to wake)
   std::array<char, 16384> buffer;
 };
 
 // Serves one connection to the end.
 asio::awaitable<void> serve_smtp(std::shared_ptr<Connection> c);
+// Gives the session its ClientVerdict: at once for a trusted client, else when DNS
+// answers (the connection may be gone by then; the answer is dropped).
+void start_client_check(const std::shared_ptr<Connection>& c);
 // Tells a client it cannot be served now (connection limits) and closes, without waiting.
 void refuse_connection(asio::ip::tcp::socket& socket, std::string_view reply);
 

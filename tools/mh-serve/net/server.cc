@@ -1,7 +1,8 @@
 // server.cc — listeners, worker threads, signals and the graceful stop.
 // Threads: the main thread runs the acceptors and signals; N workers each run one
 // single-threaded io_context (one per core by default) and own the connections handed
-// to them round-robin; a small thread pool absorbs the blocking fsync of deliveries.
+// to them round-robin; a small thread pool absorbs the blocking fsync of deliveries;
+// the reverse-DNS resolver (client_check.h) runs one thread of its own.
 #include "net/server.h"
 
 #include "net/connection.h"
@@ -26,16 +27,18 @@ constexpr int listen_backlog = 1024;
 
 class Server {
 public:
-  Server(const ServerOptions& o, smtp::MailBackend& backend)
+  Server(const ServerOptions& o, const spool::Layout& layout, smtp::MailBackend& backend)
       : options_(o),
         limits_(o.settings.config.limit_connections, o.settings.config.limit_connections_per_ip),
         pool_(o.delivery_threads) {
+    for (unsigned i = 0; i < o.threads; ++i) workers_.push_back(std::make_unique<Worker>());
+    client_check_ = std::make_unique<serve::ClientCheck>(layout, o.settings);
+    shared_.client_check = client_check_.get();
     shared_.session = serve::session_config(o.settings);
     shared_.backend = &backend;
     shared_.timeout_command = o.settings.config.timeout_command;
     shared_.timeout_data = o.settings.config.timeout_data;
     shared_.delivery_pool = &pool_;
-    for (unsigned i = 0; i < o.threads; ++i) workers_.push_back(std::make_unique<Worker>());
   }
 
   void bind_all() {
@@ -76,6 +79,12 @@ public:
       guards.push_back(asio::make_work_guard(w->ctx));
       threads.emplace_back([ctx = &w->ctx] { ctx->run(); });
     }
+    main_.run();
+    // main_.stop() leaves the aborted accepts queued; each holds a socket of a worker's
+    // io_context, which is destroyed before main_. Let them finish now (the accept loops
+    // see `stopping` and return), while every io_context still exists.
+    signals.cancel();
+    main_.restart();
     main_.run();
     guards.clear();
     for (auto& w : workers_) w->ctx.stop();
@@ -150,6 +159,7 @@ private:
     socket.set_option(tcp::no_delay(true));
     smtp::ClientInfo client{ip, "", false};
     auto c = std::make_shared<Connection>(shared_, worker, std::move(socket), client, std::move(ticket));
+    start_client_check(c);  // overlaps the greeting; the verdict is needed at the first command
     asio::co_spawn(worker.ctx, serve_smtp(std::move(c)), asio::detached);
   }
 
@@ -178,6 +188,9 @@ private:
   asio::thread_pool pool_;
   SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Declared after workers_ so it is destroyed first: its last answers are posted to
+  // the workers' io_contexts, which must still exist then.
+  std::unique_ptr<serve::ClientCheck> client_check_;
   std::vector<tcp::acceptor> acceptors_;
   std::vector<std::string> bound_;
   std::size_t next_ = 0;
@@ -209,7 +222,7 @@ int run_server(const ServerOptions& options, const spool::Layout& layout, smtp::
   if (o.threads == 0) o.threads = cores;
   if (o.delivery_threads == 0) o.delivery_threads = 4 * cores;
   raise_descriptor_limit(o.settings.config.limit_connections);
-  Server server(o, backend);
+  Server server(o, layout, backend);
   server.bind_all();
   // Least privilege (SPEC §2): ports are bound, now become the spool owner for good.
   spool::act_as_spool_owner(layout);

@@ -56,6 +56,7 @@ std::string stdin_peer_ip() {
 
 int run_stdio_smtp(const StdioOptions& o, smtp::MailBackend& backend) {
   smtp::SmtpSession session(o.session, o.client, backend);
+  session.set_verdict(o.verdict);
   if (!write_all(session.greeting().replies)) return 0;
   char buffer[16384];
   for (;;) {

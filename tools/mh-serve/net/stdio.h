@@ -13,6 +13,7 @@ namespace mh::net {
 struct StdioOptions {
   smtp::SessionConfig session;
   smtp::ClientInfo client;
+  smtp::ClientVerdict verdict;  // the client check's (client_check.h)
   std::chrono::milliseconds timeout_command{300000};
   std::chrono::milliseconds timeout_data{600000};
 };

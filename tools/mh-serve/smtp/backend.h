@@ -20,13 +20,15 @@ struct ClientInfo {
   bool authenticated = false;  // AUTH comes later; unauthenticated clients may not relay
 };
 
-// Hook for the forward-confirmed reverse-DNS check (SPEC §8), consulted at every RCPT of
-// an unauthenticated client to a local domain. Not implemented yet: every client is
-// "accepted". A later resolver sets `rejected`/`temporary` with sendmail's texts, e.g.
-// "550 5.7.1 Relaying denied. IP name lookup failed".
+// The forward-confirmed reverse-DNS check's outcome (SPEC §8, client_check.h), consulted
+// at every RCPT of an unauthenticated client to a local domain. Until the network layer
+// sets one, a client is "accepted" with no name. `rejected`/`temporary` carry sendmail's
+// texts, e.g. "550 5.7.1 Relaying denied. IP name lookup failed".
 struct ClientVerdict {
   enum class Kind { accepted, rejected, temporary } kind = Kind::accepted;
   std::string reply;           // full reply line without CRLF, used unless accepted
+  std::string rdns_name;       // the verified name (accepted only): Received, log
+  std::string detail;          // for the transaction log: what the check saw
 };
 
 // The answer to "may this message go to that recipient?" at RCPT time.

@@ -92,6 +92,11 @@ SmtpSession::SmtpSession(SessionConfig config, ClientInfo client, MailBackend& b
 
 SmtpSession::~SmtpSession() = default;
 
+void SmtpSession::set_verdict(ClientVerdict verdict) {
+  if (!verdict.rdns_name.empty()) client_.rdns_name = verdict.rdns_name;
+  verdict_ = std::move(verdict);
+}
+
 bool SmtpSession::in_transaction() const noexcept { return tx_ != nullptr; }
 
 Output SmtpSession::greeting() {
@@ -134,6 +139,7 @@ void SmtpSession::finish_transaction(Output& out, const std::string& result, con
   if (tx_->data) line += " size=" + std::to_string(tx_->data->size());
   if (!tx_->id.empty()) line += " id=" + tx_->id;
   line += " result=" + quoted(result);
+  if (!verdict_.detail.empty()) line += " rdns=" + quoted(verdict_.detail);
   if (!details.empty()) line += " " + details;
   out.log.push_back(std::move(line));
   if (tx_->sink) tx_->sink->abort();

@@ -60,8 +60,9 @@ public:
   // The client went away: logs an unfinished transaction.
   Output disconnected();
 
-  // The FCrDNS hook (backend.h); may be set at any time before RCPT.
-  void set_verdict(ClientVerdict verdict) { verdict_ = std::move(verdict); }
+  // The FCrDNS hook (backend.h); may be set at any time before RCPT. A verdict with a
+  // name makes it the client's verified name (Received header, log).
+  void set_verdict(ClientVerdict verdict);
 
   bool in_transaction() const noexcept;       // MAIL accepted, transaction not finished
   bool in_data() const noexcept { return state_ == State::data; }

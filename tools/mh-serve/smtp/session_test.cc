@@ -186,9 +186,34 @@ TEST_CASE("every RCPT refusal") {
 
 TEST_CASE("the client verdict hook refuses local recipients") {
   Harness h;
-  h.session->set_verdict({ClientVerdict::Kind::rejected, "550 5.7.1 Relaying denied. IP name lookup failed"});
+  h.session->set_verdict({ClientVerdict::Kind::rejected, "550 5.7.1 Relaying denied. IP name lookup failed", "", ""});
   h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
   CHECK(h.send("RCPT TO:<alice@example.org>\r\n") == "550 5.7.1 Relaying denied. IP name lookup failed\r\n");
+}
+
+TEST_CASE("a temporary verdict gives its 451 at RCPT; relaying is refused before it") {
+  Harness h;
+  const std::string temp = "451 4.4.3 Relaying temporarily denied. Cannot resolve PTR record for 192.0.2.7";
+  h.session->set_verdict({ClientVerdict::Kind::temporary, temp, "", "PTR lookup: timeout"});
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+  CHECK(h.send("RCPT TO:<someone@elsewhere.example>\r\n") == "550 5.7.1 Relaying denied\r\n");
+  CHECK(h.send("RCPT TO:<alice@example.org>\r\n") == temp + "\r\n");
+  CHECK(h.send("RCPT TO:<nobody@example.org>\r\n") == temp + "\r\n");  // no user enumeration
+  h.send("QUIT\r\n");
+  REQUIRE(h.log.size() == 1);
+  CHECK(h.log[0].find(" rdns=\"PTR lookup: timeout\"") != std::string::npos);
+}
+
+TEST_CASE("an accepted verdict's name goes into Received and the log") {
+  Harness h;
+  h.session->set_verdict({ClientVerdict::Kind::accepted, "", "good.example.test", "PTR good.example.test has A 192.0.2.7"});
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n");
+  CHECK(h.send("Subject: x\r\n\r\nbody\r\n.\r\n").substr(0, 4) == "250 ");
+  REQUIRE(h.store.messages.size() == 1);
+  CHECK(h.store.messages[0].find("Received: from c (good.example.test [192.0.2.7])") != std::string::npos);
+  REQUIRE(h.log.size() == 1);
+  CHECK(h.log[0].rfind("client=192.0.2.7(good.example.test) ", 0) == 0);
+  CHECK(h.log[0].find(" rdns=\"PTR good.example.test has A 192.0.2.7\"") != std::string::npos);
 }
 
 TEST_CASE("MAIL parameters and SIZE") {
