@@ -23,7 +23,9 @@ _mh_purge_reply() {
   local breaks=${COMP_WORDBREAKS//[^@:=]/}
   if [[ -n $breaks && $2 == *["$breaks"]* ]]; then
     local prefix=${2%"${2##*["$breaks"]}"}
-    COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
+    # With hostcomplete on (the default) readline hands '@' over with the text.
+    shopt -q hostcomplete && prefix=${prefix%@}
+    [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
   fi
 }
 
