@@ -2,7 +2,8 @@
 // On-disk states of one message, in order (a crash in any of them is safe):
 //   1. tmp/<unique>             being written; invisible to readers, removed after 36 h
 //   2. tmp/<unique> fsynced     still invisible
-//   3. new/<unique>,S=<size>    linked under the quota lock, maildirsize line appended
+//   3. new/<unique>,S=<size>,W=<crlf size>
+//                               linked under the quota lock, maildirsize line appended
 //   4. new/ fsynced             durable: only now is "delivered" reported
 //   5. tmp/<unique> unlinked    after every recipient got its link
 #include "spool/delivery.h"
@@ -141,7 +142,10 @@ private:
   std::optional<Linked> link_under_quota(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
     layout_.verify_no_symlinks(layout_.maildir(rcpt) / "new");
     Maildir md(layout_.maildir(rcpt));
-    const std::string name = msg_.unique_name() + ",S=" + std::to_string(msg_.size());
+    // ",W=": the size with CRLF line ends (Maildir++/Dovecot), so POP3's LIST/STAT/RETR
+    // need not read the file to know what it will send.
+    const std::string name =
+        msg_.unique_name() + ",S=" + std::to_string(msg_.size()) + ",W=" + std::to_string(msg_.wire_size());
     const fs::path target = md.new_dir() / name;
     // Check + link + append are one step for every deliverer of the domain, so racing
     // deliveries can never both take the last free bytes.
@@ -234,7 +238,7 @@ PendingMessage PendingMessage::begin(const fs::path& maildir_for_tmp) {
 
 PendingMessage::PendingMessage(PendingMessage&& o) noexcept
     : tmp_path_(std::move(o.tmp_path_)), unique_(std::move(o.unique_)), buffer_(std::move(o.buffer_)),
-      size_(o.size_), fd_(o.fd_), finished_(o.finished_) {
+      size_(o.size_), bare_lfs_(o.bare_lfs_), last_was_cr_(o.last_was_cr_), fd_(o.fd_), finished_(o.finished_) {
   o.fd_ = -1;
   o.tmp_path_.clear();
 }
@@ -246,6 +250,8 @@ PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
     unique_ = std::move(o.unique_);
     buffer_ = std::move(o.buffer_);
     size_ = o.size_;
+    bare_lfs_ = o.bare_lfs_;
+    last_was_cr_ = o.last_was_cr_;
     fd_ = o.fd_;
     finished_ = o.finished_;
     o.fd_ = -1;
@@ -267,6 +273,13 @@ void PendingMessage::abort() noexcept {
 void PendingMessage::append(std::string_view bytes) {
   if (fd_ < 0 || finished_) throw Error(Errc::other, "message is no longer open for writing");
   size_ += bytes.size();
+  // Every byte passes here once, so the CRLF size (",W=") costs one scan of memory that
+  // is hot anyway. memchr-speed: find() jumps from LF to LF.
+  for (std::size_t lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
+    const bool after_cr = lf > 0 ? bytes[lf - 1] == '\r' : last_was_cr_;
+    if (!after_cr) ++bare_lfs_;
+  }
+  if (!bytes.empty()) last_was_cr_ = bytes.back() == '\r';
   if (buffer_.size() + bytes.size() < write_buffer_size) {
     buffer_.append(bytes);
     return;

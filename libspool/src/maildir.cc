@@ -26,11 +26,12 @@ bool uidl_ok(std::string_view uidl) {
   return std::all_of(uidl.begin(), uidl.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
-// ",S=<digits>" in the part before the ':' info suffix (Dovecot/Courier convention).
-std::optional<std::uint64_t> size_from_name(std::string_view name) {
+// ",S=<digits>" (or another "<field><digits>") in the part before the ':' info suffix
+// (Dovecot/Courier convention: "name,S=123,W=130:2,S").
+std::optional<std::uint64_t> number_from_name(std::string_view name, std::string_view field) {
   std::string_view base = name.substr(0, name.find(':'));
-  for (std::size_t pos = base.find(",S="); pos != std::string_view::npos; pos = base.find(",S=", pos + 1)) {
-    std::string_view digits = base.substr(pos + 3);
+  for (std::size_t pos = base.find(field); pos != std::string_view::npos; pos = base.find(field, pos + 1)) {
+    std::string_view digits = base.substr(pos + field.size());
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
     if (ec == std::errc() && end != digits.data() && (end == digits.data() + digits.size() || *end == ','))
@@ -38,6 +39,8 @@ std::optional<std::uint64_t> size_from_name(std::string_view name) {
   }
   return std::nullopt;
 }
+
+std::optional<std::uint64_t> size_from_name(std::string_view name) { return number_from_name(name, ",S="); }
 
 // The leading "<secs>." of a qmail-style name.
 std::optional<std::int64_t> time_from_name(std::string_view name) {
@@ -84,6 +87,9 @@ bool describe(const fs::path& dir, const DirEntry& e, MessageInfo& m) {
   }
   m.size = *size;
   m.delivered = *when;
+  // A W= smaller than S= cannot be (CRLF only adds bytes): treat it as unknown.
+  const auto wire = number_from_name(e.name, ",W=");
+  m.wire_size = wire && *wire >= m.size ? *wire : 0;
   return true;
 }
 

@@ -29,7 +29,8 @@ class SmtpDelivery(SmtpTestCase):
             code, text = s.ehlo()
             self.assertEqual(code, 250)
             self.assertEqual(text.decode().split("\n"),
-                             [HOST, "PIPELINING", "SIZE 31457280", "8BITMIME", "ENHANCEDSTATUSCODES"])
+                             [HOST, "PIPELINING", "SIZE 31457280", "8BITMIME", "STARTTLS", "AUTH PLAIN LOGIN",
+                              "ENHANCEDSTATUSCODES"])
             s.sendmail("sender@remote.test", ["Alice@Example.org"], body)
         [msg] = self.messages("alice@example.org")
         text = msg.decode()
@@ -44,14 +45,15 @@ class SmtpDelivery(SmtpTestCase):
         # removed stuffing dot (smtplib doubles it, the server removes it again).
         self.assertTrue(text.endswith("Delivered-To: alice@example.org\nSubject: hello\nFrom: sender@remote.test\n\n"
                                       "first line\n.starts with a dot\n"), text)
-        # The Maildir name carries the size (,S=) and maildirsize counts it.
+        # The Maildir name carries the size (,S=), and the size with CRLF line ends (,W=,
+        # what POP3 announces); maildirsize counts it.
         name = os.listdir(self.maildir("alice@example.org"))[0]
-        self.assertTrue(name.endswith(",S=%d" % len(msg)), name)
+        self.assertTrue(name.endswith(",S=%d,W=%d" % (len(msg), len(msg) + msg.count(b"\n"))), name)
         # One log line for the transaction, with the queue id of the reply.
         qid = m.group(3)
         self.wait_for_log("id=" + qid)
         line = [l for l in self.log().splitlines() if "id=" + qid in l][0]
-        self.assertIn("client=127.0.0.1 helo=\"client.test\" from=<sender@remote.test> to=<alice@example.org>", line)
+        self.assertIn("client=127.0.0.1 helo=\"client.test\" tls=no from=<sender@remote.test> to=<alice@example.org>", line)
         self.assertIn('result="250 2.0.0 Ok: queued as %s"' % qid, line)
 
     def test_several_recipients_one_copy_each_without_delivered_to(self):

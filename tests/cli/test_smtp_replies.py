@@ -17,13 +17,14 @@ class SmtpReplies(SmtpTestCase):
     def test_greeting_ehlo_helo_noop_rset_vrfy_help_quit(self):
         c = self.connect()
         self.assertEqual(c.cmd("EHLO client.test"),
-                         f"250-{HOST}\n250-PIPELINING\n250-SIZE 31457280\n250-8BITMIME\n250 ENHANCEDSTATUSCODES")
+                         f"250-{HOST}\n250-PIPELINING\n250-SIZE 31457280\n250-8BITMIME\n250-STARTTLS\n"
+                         "250-AUTH PLAIN LOGIN\n250 ENHANCEDSTATUSCODES")
         self.assertEqual(c.cmd("HELO client.test"), f"250 {HOST}")
         self.assertEqual(c.cmd("NOOP"), "250 2.0.0 Ok")
         self.assertEqual(c.cmd("RSET"), "250 2.0.0 Ok")
         self.assertEqual(c.cmd("VRFY alice"), "252 2.5.2 Cannot VRFY user")
         self.assertEqual(c.cmd("VRFY nobody@example.org"), "252 2.5.2 Cannot VRFY user")
-        self.assertEqual(c.cmd("HELP"), "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")
+        self.assertEqual(c.cmd("HELP"), "214 2.0.0 Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
         self.assertTrue(c.at_eof())
 

@@ -117,10 +117,6 @@ class StdioSmtp(mhtest.SpoolTestCase):
         self.assertExit(r, 64)
         self.assertEqual(r.err, "mh-serve: error: --client-ip evil) by forged: not an IPv4 or IPv6 address\n")
 
-    def test_pop3_not_yet(self):
-        r = self.run_tool("mh-serve", "--stdio", "pop3")
-        self.assertExit(r, 64)
-        self.assertEqual(r.err, "mh-serve: error: --stdio pop3: only smtp is served so far\n")
 
 
 class CheckConfig(mhtest.SpoolTestCase):

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -122,7 +123,9 @@ TEST_CASE("deliver_bytes writes one complete 0600 file into new/ and counts it",
   const fs::path md = s.layout().maildir(a);
   auto names = files_in(md / "new");
   REQUIRE(names.size() == 1);
-  CHECK(names[0] == out[0].uidl + ",S=1234");
+  // ",W=": the size with CRLF line ends (every line here ends in a bare LF).
+  const auto lfs = std::count(msg.begin(), msg.end(), '\n');
+  CHECK(names[0] == out[0].uidl + ",S=1234,W=" + std::to_string(1234 + lfs));
   CHECK(read_text(md / "new" / names[0]) == msg);
   struct stat st;
   REQUIRE(::stat((md / "new" / names[0]).c_str(), &st) == 0);

@@ -6,13 +6,14 @@
 namespace mh::serve {
 namespace {
 
-std::vector<dns::Network> parse_trusted(const spool::Layout& layout, const Settings& settings) {
+std::vector<dns::Network> parse_networks(const spool::Layout& layout, const Settings& settings,
+                                         const std::vector<std::string>& texts, const std::string& key) {
   std::vector<dns::Network> out;
-  for (const auto& text : settings.config.trusted_networks) {
+  for (const auto& text : texts) {
     std::string why;
     auto network = dns::Network::parse(text, &why);
     // libspool checked the syntax at load; this parser is stricter (host bits).
-    if (!network) bad_config(layout, settings.config, "trusted_networks", "'" + text + "' is not a network: " + why);
+    if (!network) bad_config(layout, settings.config, key, "'" + text + "' is not a network: " + why);
     out.push_back(*network);
   }
   return out;
@@ -35,7 +36,9 @@ dns::FcrdnsChecker make_checker(const spool::Layout& layout, const Settings& set
 } // namespace
 
 ClientCheck::ClientCheck(const spool::Layout& layout, const Settings& settings)
-    : trusted_(parse_trusted(layout, settings)),
+    : trusted_(parse_networks(layout, settings, settings.config.trusted_networks, "trusted_networks")),
+      plaintext_(parse_networks(layout, settings, settings.config.auth_plaintext_networks, "auth.allow_plaintext")),
+      plaintext_any_(settings.config.auth_plaintext_any),
       timeout_(settings.config.dns_timeout),
       checker_(make_checker(layout, settings)) {}
 
@@ -44,6 +47,10 @@ std::optional<smtp::ClientVerdict> ClientCheck::trusted_verdict(const std::strin
     if (network.contains(client_ip))
       return smtp::ClientVerdict{smtp::ClientVerdict::Kind::accepted, "", "", "trusted network " + network.text()};
   return std::nullopt;
+}
+
+bool ClientCheck::plaintext_login_allowed(const std::string& client_ip) const {
+  return plaintext_any_ || dns::in_networks(plaintext_, client_ip);
 }
 
 void ClientCheck::check(const std::string& client_ip, std::function<void(smtp::ClientVerdict)> done) {

@@ -39,8 +39,14 @@ public:
 
   const std::vector<dns::Network>& trusted_networks() const { return trusted_; }
 
+  // auth.allow_plaintext: may this client send a password without TLS (SMTP AUTH,
+  // POP3 USER/PASS)? Default: 127.0.0.1 and ::1 only.
+  bool plaintext_login_allowed(const std::string& client_ip) const;
+
 private:
   std::vector<dns::Network> trusted_;
+  std::vector<dns::Network> plaintext_;
+  bool plaintext_any_ = false;
   std::chrono::milliseconds timeout_;
   dns::FcrdnsChecker checker_;
 };

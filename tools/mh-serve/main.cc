@@ -1,10 +1,12 @@
 // mh-serve — the mail daemon (SPEC §8). This file only reads the command line and
-// picks a mode: --check-config, --stdio smtp (one session on stdin/stdout), or the
+// picks a mode: --check-config, --stdio smtp|pop3 (one session on stdin/stdout), or the
 // network server (net/server.h). Runs in the foreground; logs to stderr.
+#include "auth/spool_authenticator.h"
 #include "client_check.h"
 #include "common/cli.h"
 #include "net/server.h"
 #include "net/stdio.h"
+#include "pop3/spool_maildrop.h"
 #include "serve_config.h"
 #include "smtp/spool_backend.h"
 
@@ -14,6 +16,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <optional>
 
@@ -28,6 +32,25 @@ struct ServeOptions {
   std::string shutdown_grace = "10s";
 };
 
+// --stdio pop3: one POP3 session on stdin/stdout (no STLS on a pipe; plaintext logins
+// only from auth.allow_plaintext networks, as on the network).
+int serve_stdio_pop3(const spool::Layout& layout, const mh::serve::Settings& settings, const ServeOptions& o) {
+  spool::act_as_spool_owner(layout);
+  mh::net::StdioPop3Options so;
+  so.session.hostname = settings.hostname;
+  so.client_ip = o.client_ip ? *o.client_ip : mh::net::stdin_peer_ip();
+  if (so.client_ip.empty()) so.client_ip = "127.0.0.1";
+  const mh::serve::ClientCheck client_check(layout, settings);  // also validates auth.allow_plaintext
+  so.session.plaintext_allowed = client_check.plaintext_login_allowed(so.client_ip);
+  // RFC 1939 §3: the autologout timer must be at least 10 minutes.
+  so.timeout = std::max<std::chrono::milliseconds>(settings.config.timeout_command, std::chrono::minutes(10));
+  // Under inetd every connection is a process of its own, so the failed-login throttle
+  // only sees one connection's attempts; the daemon's is shared by all.
+  mh::auth::SpoolAuthenticator authenticator(layout);
+  mh::pop3::SpoolMaildropProvider maildrops(layout);
+  return mh::net::run_stdio_pop3(so, authenticator, maildrops);
+}
+
 mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   const spool::Layout layout(spool::resolve_spool_root(tool.common().spool));
   const bool privileged = ::geteuid() == 0;
@@ -39,29 +62,37 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     const mh::serve::ClientCheck client_check(layout, settings);
     result.text = layout.server_config().string() + ": ok\n";
     result.data = {{"config", layout.server_config().string()}, {"ok", true}, {"hostname", settings.hostname}};
-    for (const auto& ep : settings.smtp) result.data["smtp"].push_back(ep.text());
+    for (const auto& l : settings.listeners) {
+      result.data["listen"][mh::serve::service_name(l.service)].push_back(l.endpoint.text());
+      if (l.service == mh::serve::Service::smtp) result.data["smtp"].push_back(l.endpoint.text());  // since 0.1
+    }
     result.data["trusted_networks"] = nlohmann::json::array();
     for (const auto& n : client_check.trusted_networks()) result.data["trusted_networks"].push_back(n.text());
     return result;
   }
 
   if (o.stdio_service) {
-    if (*o.stdio_service != "smtp")
-      throw spool::Error(spool::Errc::usage, "--stdio " + *o.stdio_service + ": only smtp is served so far");
-    spool::act_as_spool_owner(layout);
-    mh::smtp::SpoolBackend backend(layout);
-    mh::net::StdioOptions so;
-    so.session = mh::serve::session_config(settings);
     if (o.client_ip && !mh::serve::ip_literal_ok(*o.client_ip))
       throw spool::Error(spool::Errc::usage, "--client-ip " + *o.client_ip + ": not an IPv4 or IPv6 address");
+    if (*o.stdio_service == "pop3") {
+      result.exit_code = serve_stdio_pop3(layout, settings, o);
+      return result;
+    }
+    spool::act_as_spool_owner(layout);
+    mh::smtp::SpoolBackend backend(layout);
+    mh::auth::SpoolAuthenticator authenticator(layout);  // per process under inetd, like POP3's
+    mh::net::StdioOptions so;
+    so.session = mh::serve::session_config(settings);
+    so.session.tls_available = false;  // no STARTTLS on a pipe
     so.client.ip = o.client_ip ? *o.client_ip : mh::net::stdin_peer_ip();
     if (so.client.ip.empty()) so.client.ip = "127.0.0.1";
     // Before the greeting: one session has nothing else to overlap the lookup with.
     mh::serve::ClientCheck client_check(layout, settings);
     so.verdict = client_check.check_blocking(so.client.ip);
+    so.session.plaintext_auth_allowed = client_check.plaintext_login_allowed(so.client.ip);
     so.timeout_command = settings.config.timeout_command;
     so.timeout_data = settings.config.timeout_data;
-    result.exit_code = mh::net::run_stdio_smtp(so, backend);
+    result.exit_code = mh::net::run_stdio_smtp(so, backend, authenticator);
     return result;
   }
 
@@ -71,7 +102,10 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   so.delivery_threads = o.delivery_threads;
   so.shutdown_grace = spool::parse_duration(o.shutdown_grace);
   mh::smtp::SpoolBackend backend(layout);
-  result.exit_code = mh::net::run_server(so, layout, backend);
+  // One authenticator for every session, so the failed-login throttle sees all of them.
+  mh::auth::SpoolAuthenticator authenticator(layout);
+  mh::pop3::SpoolMaildropProvider maildrops(layout);
+  result.exit_code = mh::net::run_server(so, layout, {backend, authenticator, maildrops});
   return result;
 }
 

@@ -30,7 +30,37 @@ std::string machine_hostname() {
   return host;
 }
 
+struct ServiceInfo {
+  Service service;
+  const char* name;
+  const char* privileged_default;
+  const char* user_default;
+};
+constexpr ServiceInfo services[] = {
+    {Service::smtp, "smtp", "*:25", "*:2525"},          {Service::submission, "submission", "*:587", "*:2587"},
+    {Service::smtps, "smtps", "*:465", "*:2465"},       {Service::pop3, "pop3", "*:110", "*:2110"},
+    {Service::pop3s, "pop3s", "*:995", "*:2995"},
+};
+
+const ServiceInfo& info(Service s) {
+  for (const auto& i : services)
+    if (i.service == s) return i;
+  return services[0];
+}
+
 } // namespace
+
+const char* service_name(Service s) { return info(s).name; }
+bool is_pop3(Service s) { return s == Service::pop3 || s == Service::pop3s; }
+bool implicit_tls(Service s) { return s == Service::smtps || s == Service::pop3s; }
+
+bool Settings::serves(Service s) const {
+  for (const auto& l : listeners)
+    if (l.service == s) return true;
+  return false;
+}
+
+bool Settings::needs_tls() const { return !listeners.empty(); }
 
 void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
                 const std::string& what) {
@@ -83,18 +113,20 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
   if (s.config.timeout_command.count() <= 0) bad_config(layout, s.config, "timeouts.command", "must be more than 0");
   if (s.config.timeout_data.count() <= 0) bad_config(layout, s.config, "timeouts.data", "must be more than 0");
 
-  if (!s.config.listen_given) {
-    s.smtp = parse_endpoint(privileged ? "*:25" : "*:2525");
-    return s;
-  }
-  for (const auto& [service, addresses] : s.config.listen) {
+  for (const auto& i : services) {
+    std::vector<std::string> addresses;
+    if (!s.config.listen_given) {
+      addresses.push_back(privileged ? i.privileged_default : i.user_default);
+    } else if (auto it = s.config.listen.find(i.name); it != s.config.listen.end()) {
+      addresses = it->second;
+    }
     for (const auto& text : addresses) {
       auto endpoints = parse_endpoint(text);
       if (endpoints.empty())
-        bad_config(layout, s.config, "listen." + service, "'" + text + "' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
-      if (service == "smtp") s.smtp.insert(s.smtp.end(), endpoints.begin(), endpoints.end());
+        bad_config(layout, s.config, std::string("listen.") + i.name,
+                   "'" + text + "' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
+      for (auto& ep : endpoints) s.listeners.push_back({i.service, std::move(ep)});
     }
-    if (service != "smtp" && !addresses.empty()) s.not_served.push_back(service);
   }
   return s;
 }

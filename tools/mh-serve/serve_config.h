@@ -30,11 +30,25 @@ std::vector<Endpoint> parse_endpoint(std::string_view text);
 // True for an IPv4 or IPv6 address literal (no brackets, no name).
 bool ip_literal_ok(const std::string& ip);
 
+// The listeners of SPEC §8, in the order mailhost.yaml names them.
+enum class Service { smtp, submission, smtps, pop3, pop3s };
+inline constexpr Service all_services[] = {Service::smtp, Service::submission, Service::smtps, Service::pop3,
+                                           Service::pop3s};
+const char* service_name(Service s);
+bool is_pop3(Service s);
+bool implicit_tls(Service s);  // smtps, pop3s: TLS from the first byte
+
+struct Listener {
+  Service service;
+  Endpoint endpoint;
+};
+
 struct Settings {
   spool::ServerConfig config;
   std::string hostname;
-  std::vector<Endpoint> smtp;                   // empty: SMTP disabled
-  std::vector<std::string> not_served;          // configured services not implemented yet
+  std::vector<Listener> listeners;              // empty: nothing to serve
+  bool serves(Service s) const;
+  bool needs_tls() const;                       // any listener offers TLS (all but none do)
 };
 
 // Throws spool::Error(bad_config) "FILE:LINE: key 'KEY': WHAT", like the loader's own
@@ -42,7 +56,8 @@ struct Settings {
 [[noreturn]] void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
                              const std::string& what);
 
-// Reads and validates SPOOL/mailhost.yaml. `privileged` selects the default ports.
+// Reads and validates SPOOL/mailhost.yaml. `privileged` selects the default ports
+// (25/587/465/110/995 as root, 2525/2587/2465/2110/2995 otherwise, on all addresses).
 Settings load_settings(const spool::Layout& layout, bool privileged);
 
 smtp::SessionConfig session_config(const Settings& settings);

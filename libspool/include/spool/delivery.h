@@ -31,6 +31,8 @@ public:
 
   void append(std::string_view bytes);                            // buffered; never whole in memory
   std::uint64_t size() const noexcept { return size_; }
+  // The size with every LF not preceded by CR counted as CRLF: what POP3 sends (",W=").
+  std::uint64_t wire_size() const noexcept { return size_ + bare_lfs_; }
   void abort() noexcept;                                          // unlink tmp (also in destructor)
 
   // --- used by deliver() ---
@@ -48,6 +50,8 @@ private:
   std::string unique_;
   std::string buffer_;
   std::uint64_t size_ = 0;
+  std::uint64_t bare_lfs_ = 0;   // LFs not preceded by CR, counted as append() sees them
+  bool last_was_cr_ = false;     // the previous chunk ended in CR (CRLF split across chunks)
   int fd_ = -1;
   bool finished_ = false;
 };

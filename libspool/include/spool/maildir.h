@@ -1,6 +1,6 @@
 // maildir.h — Maildir per maildir.5 (tmp/ new/ cur/) plus Maildir++ maildirsize.
 // Listing, reading and removing messages, and the exact per-Maildir usage. Message file
-// names follow the qmail scheme "<secs>.M<usecs>P<pid>Q<n>R<hex>.<host>,S=<size>[:2,FLAGS]";
+// names follow the qmail scheme "<secs>.M<usecs>P<pid>Q<n>R<hex>.<host>,S=<size>,W=<wire>[:2,FLAGS]";
 // the UIDL is the part before the first ',' or ':' so it survives new/→cur/ and flags
 // changes made by any reader (mutt, Dovecot, Python's mailbox). Delivery is delivery.h.
 #pragma once
@@ -25,6 +25,9 @@ struct MessageInfo {
   bool in_new = true;
   std::uint64_t size = 0;     // from ",S=<size>" in the name (stat only if missing)
   std::int64_t delivered = 0; // unix time: leading "<secs>." of the name (stat mtime if not parsable)
+  // Size with CRLF line ends, as POP3 sends it, from ",W=<size>" in the name (Maildir++ /
+  // Dovecot). 0 = unknown (mail delivered by someone else): the reader counts the LFs.
+  std::uint64_t wire_size = 0;
 };
 
 // maildirsize grows by one line per delivery/removal; past this it is rebuilt (Maildir++).
@@ -90,6 +93,9 @@ public:
   fs::path tmp_dir() const { return dir_ / "tmp"; }
   fs::path maildirsize_path() const { return dir_ / "maildirsize"; }
   fs::path lock_path() const { return dir_ / ".maildirsize.lock"; }
+  // Held exclusively by the one POP3 session of this mailbox for its whole life (RFC 1939
+  // §8: the maildrop is locked). A dot file, so never taken for a message.
+  fs::path pop3_lock_path() const { return dir_ / ".pop3.lock"; }
 
 private:
   Usage rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const;

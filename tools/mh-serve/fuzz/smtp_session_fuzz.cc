@@ -1,6 +1,7 @@
 // smtp_session_fuzz.cc — libFuzzer target over the SMTP session (no sockets, no spool):
-// arbitrary bytes are fed in pieces whose sizes come from the input itself, deliveries
-// run when asked, and every reply must be well-formed CRLF lines with a 3-digit code.
+// arbitrary bytes are fed in pieces whose sizes come from the input itself, deliveries,
+// logins and STARTTLS run when asked (AUTH and STARTTLS are offered), and every reply
+// must be well-formed CRLF lines with a 3-digit code.
 // Build: cmake -DCMAKE_CXX_COMPILER=clang++ -DMH_FUZZ=ON …; make mh_smtp_fuzz
 // Run:   ./mh_smtp_fuzz -max_total_time=600 tools/mh-serve/fuzz/corpus
 #include "smtp/session.h"
@@ -15,7 +16,7 @@ namespace {
 
 class NullSink : public MessageSink {
 public:
-  explicit NullSink(std::vector<std::string> r) : rcpts_(std::move(r)) {}
+  explicit NullSink(const Envelope& e) : rcpts_(e.local) { rcpts_.insert(rcpts_.end(), e.remote.begin(), e.remote.end()); }
   void append(std::string_view b) override { size_ += b.size(); }
   std::vector<DeliveryResult> deliver() override {
     std::vector<DeliveryResult> out;
@@ -23,7 +24,7 @@ public:
       DeliveryResult d;
       d.recipient = rcpts_[i];
       // Vary outcomes so every reply path of deliver() is reachable.
-      d.status = static_cast<DeliveryResult::Status>((size_ + i) % 4);
+      d.status = static_cast<DeliveryResult::Status>((size_ + i) % 5);
       out.push_back(d);
     }
     return out;
@@ -43,12 +44,29 @@ public:
     r.canonical = std::string(mailbox);
     return r;
   }
-  std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& r) override {
-    if (r.size() == 7) throw std::runtime_error("store unavailable");
-    return std::make_unique<NullSink>(r);
+  std::unique_ptr<MessageSink> begin_message(const Envelope& e) override {
+    if (e.local.size() + e.remote.size() == 7) throw std::runtime_error("store unavailable");
+    return std::make_unique<NullSink>(e);
+  }
+  SenderState sender_state(std::string_view account) override {
+    SenderState s;
+    s.kind = static_cast<SenderState::Kind>(account.size() % 4);
+    s.reason = "reason\r\nwith a line break";
+    return s;
   }
   std::string new_message_id() override { return "FUZZ"; }
   std::int64_t now() override { return 0; }
+};
+
+// Every outcome, chosen by the login's length.
+class FuzzAuthenticator : public mh::auth::Authenticator {
+public:
+  mh::auth::AuthOutcome authenticate(std::string_view, std::string_view login, const spool::Secret&) override {
+    mh::auth::AuthOutcome o;
+    o.kind = static_cast<mh::auth::AuthOutcome::Kind>(login.size() % 5);
+    o.address = std::string(login);
+    return o;
+  }
 };
 
 void check_replies(const std::string& replies) {
@@ -71,11 +89,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t piece = 1 + data[0] % 64;  // feed in pieces of 1..64 bytes
   std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
   FuzzBackend backend;
+  FuzzAuthenticator authenticator;
   SessionConfig config;
   config.hostname = "fuzz.test";
   config.message_size_limit = 200;
   config.max_recipients = 3;
-  SmtpSession session(config, ClientInfo{"192.0.2.1", "", false}, backend);
+  config.tls_available = true;
+  config.plaintext_auth_allowed = data[0] & 0x80;
+  config.submission = data[0] & 0x40;
+  SmtpSession session(config, ClientInfo{"192.0.2.1", ""}, backend, authenticator);
   check_replies(session.greeting().replies);
   while (!in.empty() && !session.closed()) {
     std::string_view chunk = in.substr(0, piece);
@@ -86,7 +108,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (o.consumed > chunk.size()) std::abort();
       chunk.remove_prefix(o.consumed);
       if (o.action == Action::deliver) check_replies(session.deliver().replies);
-      else if (o.consumed == 0) std::abort();  // no progress without an action
+      else if (o.action == Action::authenticate) check_replies(session.authenticate().replies);
+      else if (o.action == Action::starttls) {
+        chunk = {};  // dropped, as the network layer does (RFC 3207 §5)
+        session.tls_started();
+      } else if (o.consumed == 0) std::abort();  // no progress without an action
     }
   }
   check_replies(session.disconnected().replies);

@@ -1,4 +1,5 @@
-// connection.cc — the per-connection coroutine, its watchdog and the delivery hand-off.
+// connection.cc — the SMTP connection coroutine: TLS (SMTPS, STARTTLS), the client
+// check, and the hand-off of deliveries and logins to the blocking pool.
 #include "net/connection.h"
 
 #include "net/log.h"
@@ -9,45 +10,43 @@ namespace {
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// After a timeout or forced stop, how long the 421 reply may take to be written.
-constexpr auto last_words_time = 2s;
-
 void log_output(const smtp::Output& o) { log_lines("smtp: ", o.log); }
 
-// Closes the socket when the deadline passes, unless the connection moved it on.
-// First expiry: cancel pending I/O so the connection can say 421; second: close.
-asio::awaitable<void> watchdog(std::shared_ptr<Connection> c) {
-  while (!c->done) {
-    c->timer.expires_at(c->deadline);
-    asio::error_code ec;
-    co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (c->done) break;
-    if (c->deadline > steady_clock::now()) continue;
-    if (!c->timed_out) {
-      c->timed_out = true;
-      c->deadline = steady_clock::now() + last_words_time;
-      c->socket.cancel(ec);
-      c->client_check_done.cancel();
-    } else {
-      c->socket.close(ec);
-      break;
-    }
-  }
-}
-
-// Writes `text` completely; false when the client is gone or too slow.
 asio::awaitable<bool> send(std::shared_ptr<Connection> c, std::string text) {
-  if (text.empty()) co_return true;
-  if (!c->timed_out) c->deadline = steady_clock::now() + c->shared.timeout_command;
-  asio::error_code ec;
-  co_await asio::async_write(c->socket, asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
-  co_return !ec;
+  const auto timeout = c->shared.timeout_command;
+  co_return co_await send_all(std::move(c), std::move(text), timeout);
 }
 
-// Runs the blocking part of a delivery (fsync) off the event loop.
+// The blocking parts (delivery fsync, password hashing) run off the event loop.
 asio::awaitable<void> run_delivery(std::shared_ptr<Connection> c, smtp::Output* out) {
   *out = c->session.deliver();
   co_return;
+}
+
+asio::awaitable<void> run_authentication(std::shared_ptr<Connection> c, smtp::Output* out) {
+  *out = c->session.authenticate();
+  co_return;
+}
+
+smtp::SessionConfig config_for(const SharedState& shared, serve::Service service, const std::string& ip) {
+  smtp::SessionConfig config = shared.smtp;
+  config.submission = service == serve::Service::submission;
+  config.tls_active = service == serve::Service::smtps;
+  config.tls_available = shared.tls != nullptr && !config.tls_active;
+  config.plaintext_auth_allowed = shared.client_check->plaintext_login_allowed(ip);
+  return config;
+}
+
+// STARTTLS accepted: the 220 goes out, the handshake follows, and whatever the client
+// pipelined behind the command is dropped with the rest of this read (CVE-2011-0411).
+asio::awaitable<bool> start_tls(std::shared_ptr<Connection> c, std::string replies) {
+  const bool sent = co_await send(c, std::move(replies));
+  if (!sent) co_return false;
+  auto context = c->shared.tls->current();
+  const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtp");
+  if (!secured) co_return false;
+  c->session.tls_started();
+  co_return true;
 }
 
 // Feeds one read's worth of bytes to the session; replies are written once per read
@@ -60,10 +59,26 @@ asio::awaitable<bool> process(std::shared_ptr<Connection> c, std::size_t n) {
     in.remove_prefix(o.consumed);
     replies += o.replies;
     log_output(o);
-    if (o.action == smtp::Action::deliver) {
-      c->deadline = steady_clock::now() + c->shared.timeout_data;
+    if (o.action == smtp::Action::starttls) {
+      const bool secured = co_await start_tls(c, std::move(replies));
+      co_return secured;
+    }
+    if (o.action == smtp::Action::deliver || o.action == smtp::Action::authenticate) {
+      const bool deliver = o.action == smtp::Action::deliver;
+      if (deliver) c->deadline = steady_clock::now() + c->shared.timeout_data;
       smtp::Output d;
-      co_await asio::co_spawn(*c->shared.delivery_pool, run_delivery(c, &d), asio::use_awaitable);
+      if (deliver)
+        co_await asio::co_spawn(*c->shared.blocking_pool, run_delivery(c, &d), asio::use_awaitable);
+      else
+        co_await asio::co_spawn(*c->shared.blocking_pool, run_authentication(c, &d), asio::use_awaitable);
+      if (d.delay.count() > 0) {
+        // A failed login is answered late; what came before it need not wait.
+        std::string before = std::exchange(replies, {});
+        const bool sent = co_await send(c, std::move(before));
+        if (!sent) co_return false;
+        const bool waited = co_await pause(c, d.delay);
+        if (!waited) co_return false;
+      }
       replies += d.replies;
       log_output(d);
       if (d.action == smtp::Action::close) o.action = smtp::Action::close;
@@ -91,88 +106,82 @@ asio::awaitable<bool> wait_for_client_check(std::shared_ptr<Connection> c) {
   co_return c->client_checked;
 }
 
+// Says a last reply (shutdown or timeout) within a short, fixed time.
+asio::awaitable<void> last_words(std::shared_ptr<Connection> c, smtp::Output o) {
+  log_output(o);
+  if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
+  const IoResult r = co_await c->stream.write_all(asio::buffer(o.replies));
+  (void)r;
+}
+
 asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
-  if (!co_await send(c, c->session.greeting().replies)) co_return;
+  if (c->service == serve::Service::smtps) {
+    auto context = c->shared.tls->current();
+    const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtps");
+    if (!secured) co_return;
+  }
+  std::string greeting = c->session.greeting().replies;
+  const bool greeted = co_await send(c, std::move(greeting));
+  if (!greeted) co_return;
   while (!c->session.closed()) {
     if (c->force_stop || (c->shared.stopping && !c->session.in_transaction())) {
-      smtp::Output o = c->session.shutdown();
-      log_output(o);
-      c->deadline = steady_clock::now() + last_words_time;
-      co_await send(c, o.replies);
+      smtp::Output bye = c->session.shutdown();
+      co_await last_words(c, std::move(bye));
       co_return;
     }
     c->deadline = steady_clock::now() + (c->session.in_data() ? c->shared.timeout_data : c->shared.timeout_command);
     c->waiting_idle = !c->session.in_transaction();
-    asio::error_code ec;
-    const std::size_t n =
-        co_await c->socket.async_read_some(asio::buffer(c->buffer), asio::redirect_error(asio::use_awaitable, ec));
+    const IoResult r = co_await read_some(c);
     c->waiting_idle = false;
-    if (ec) {
+    if (r.ec) {
       if (c->timed_out) {
-        smtp::Output o = c->session.timeout();
-        log_output(o);
-        co_await send(c, o.replies);
+        smtp::Output bye = c->session.timeout();
+        co_await last_words(c, std::move(bye));
         co_return;
       }
-      if (ec == asio::error::operation_aborted && (c->shared.stopping || c->force_stop)) continue;
+      if (r.ec == asio::error::operation_aborted && (c->shared.stopping || c->force_stop)) continue;
       log_output(c->session.disconnected());
       co_return;
     }
-    if (!c->client_checked && !co_await wait_for_client_check(c)) {
-      smtp::Output o = c->timed_out ? c->session.timeout() : c->session.shutdown();
-      log_output(o);
-      if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
-      co_await send(c, o.replies);
-      co_return;
+    if (!c->client_checked) {
+      const bool checked = co_await wait_for_client_check(c);
+      if (!checked) {
+        smtp::Output bye = c->timed_out ? c->session.timeout() : c->session.shutdown();
+        co_await last_words(c, std::move(bye));
+        co_return;
+      }
     }
-    if (!co_await process(c, n)) co_return;
+    const bool go_on = co_await process(c, r.bytes);
+    if (!go_on) co_return;
   }
 }
 
 } // namespace
 
-void Worker::request_stop(bool force) {
-  for (Connection* c : connections) {
-    asio::error_code ec;
-    c->client_check_done.cancel();  // no transaction can be open while it waits
-    if (force) {
-      c->force_stop = true;
-      c->socket.cancel(ec);
-    } else if (c->waiting_idle) {
-      c->socket.cancel(ec);
-    }
-  }
-}
-
 Connection::Connection(SharedState& shared_state, Worker& owner, asio::ip::tcp::socket s, smtp::ClientInfo client,
-                       std::unique_ptr<ConnectionLimits::Ticket> t)
-    : shared(shared_state),
-      worker(owner),
-      socket(std::move(s)),
-      timer(socket.get_executor()),
-      deadline(std::chrono::steady_clock::now() + shared_state.timeout_command),
-      session(shared_state.session, client, *shared_state.backend),
-      ticket(std::move(t)),
-      client_ip(client.ip),
-      client_check_done(socket.get_executor()) {}
+                       std::unique_ptr<ConnectionLimits::Ticket> t, serve::Service svc)
+    : Link(owner, std::move(s), client.ip, std::move(t), shared_state.timeout_command),
+      shared(shared_state),
+      service(svc),
+      session(config_for(shared_state, svc, client.ip), client, *shared_state.backend, *shared_state.authenticator),
+      client_check_done(stream.socket().get_executor()) {}
 
 asio::awaitable<void> serve_smtp(std::shared_ptr<Connection> c) {
-  c->worker.connections.insert(c.get());
-  asio::co_spawn(c->socket.get_executor(), watchdog(c), asio::detached);
+  open_link(c);
   try {
     co_await session_loop(c);
   } catch (const std::exception& e) {
     log_line("smtp: client=" + c->client_ip + " internal error: " + e.what());
   }
-  c->done = true;
-  asio::error_code ec;
-  c->timer.cancel();
-  c->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  c->socket.close(ec);
-  c->worker.connections.erase(c.get());
+  co_await close_link(c);
 }
 
 void start_client_check(const std::shared_ptr<Connection>& c) {
+  // Submission needs AUTH and never consults the verdict (SPEC §8).
+  if (c->service == serve::Service::submission) {
+    c->client_checked = true;
+    return;
+  }
   if (auto verdict = c->shared.client_check->trusted_verdict(c->client_ip)) {
     c->session.set_verdict(std::move(*verdict));
     c->client_checked = true;
@@ -183,7 +192,7 @@ void start_client_check(const std::shared_ptr<Connection>& c) {
   // The server destroys the resolver before the workers' io_contexts, so the executor
   // is still valid when the last answers ("resolver stopped") are posted.
   std::weak_ptr<Connection> weak = c;
-  auto executor = c->socket.get_executor();
+  auto executor = c->stream.socket().get_executor();
   c->shared.client_check->check(c->client_ip, [weak, executor](smtp::ClientVerdict verdict) {
     asio::post(executor, [weak, verdict = std::move(verdict)]() mutable {
       auto conn = weak.lock();

@@ -1,4 +1,4 @@
-// server.cc — listeners, worker threads, signals and the graceful stop.
+// server.cc — listeners, worker threads, TLS contexts, signals and the graceful stop.
 // Threads: the main thread runs the acceptors and signals; N workers each run one
 // single-threaded io_context (one per core by default) and own the connections handed
 // to them round-robin; a small thread pool absorbs the blocking fsync of deliveries;
@@ -6,6 +6,8 @@
 #include "net/server.h"
 
 #include "net/connection.h"
+#include "net/pop3_connection.h"
+#include "net/tls.h"
 #include "net/log.h"
 
 #include <spool/error.h>
@@ -27,22 +29,38 @@ constexpr int listen_backlog = 1024;
 
 class Server {
 public:
-  Server(const ServerOptions& o, const spool::Layout& layout, smtp::MailBackend& backend)
+  Server(const ServerOptions& o, const spool::Layout& layout, Backends backends)
       : options_(o),
         limits_(o.settings.config.limit_connections, o.settings.config.limit_connections_per_ip),
-        pool_(o.delivery_threads) {
+        pool_(o.delivery_threads),
+        tls_(layout, o.settings) {
     for (unsigned i = 0; i < o.threads; ++i) workers_.push_back(std::make_unique<Worker>());
     client_check_ = std::make_unique<serve::ClientCheck>(layout, o.settings);
     shared_.client_check = client_check_.get();
-    shared_.session = serve::session_config(o.settings);
-    shared_.backend = &backend;
+    shared_.smtp = serve::session_config(o.settings);
+    shared_.pop3.hostname = o.settings.hostname;
+    shared_.backend = &backends.mail;
+    shared_.authenticator = &backends.logins;
+    shared_.maildrops = &backends.maildrops;
     shared_.timeout_command = o.settings.config.timeout_command;
+    // RFC 1939 §3: a POP3 autologout timer of at least 10 minutes (unless shortened on
+    // purpose, as tests do, below the SMTP default).
+    shared_.timeout_pop3 = std::max(o.settings.config.timeout_command, std::chrono::milliseconds(600000));
+    if (o.settings.config.key_lines.count("timeouts.command")) shared_.timeout_pop3 = o.settings.config.timeout_command;
     shared_.timeout_data = o.settings.config.timeout_data;
-    shared_.delivery_pool = &pool_;
+    shared_.blocking_pool = &pool_;
+  }
+
+  // After the privilege drop, so a certificate made on first start belongs to the
+  // spool owner.
+  void load_tls() {
+    if (!options_.settings.needs_tls()) return;
+    tls_.load();
+    shared_.tls = &tls_;
   }
 
   void bind_all() {
-    for (const auto& ep : options_.settings.smtp) {
+    for (const auto& [service, ep] : options_.settings.listeners) {
       const auto address = asio::ip::make_address(ep.ip);
       tcp::acceptor acceptor(main_);
       const tcp::endpoint endpoint(address, ep.port);
@@ -56,16 +74,17 @@ public:
       if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(true), ec);
       if (!ec) acceptor.bind(endpoint, ec);
       if (!ec) acceptor.listen(listen_backlog, ec);
-      if (ec) throw spool::Error(spool::Errc::other, "cannot listen for smtp on " + ep.text() + ": " + ec.message());
-      acceptors_.push_back(std::move(acceptor));
-      bound_.push_back(ep.text());
+      const std::string name = serve::service_name(service);
+      if (ec) throw spool::Error(spool::Errc::other, "cannot listen for " + name + " on " + ep.text() + ": " + ec.message());
+      acceptors_.push_back({std::move(acceptor), service});
+      bound_.push_back(name + " on " + ep.text());
     }
-    if (acceptors_.empty()) throw spool::Error(spool::Errc::bad_config, "no listener configured for smtp");
+    if (acceptors_.empty()) throw spool::Error(spool::Errc::bad_config, "no listener configured");
   }
 
   // Logged once privileges are dropped: "listening" means ready, as whom it will stay.
   void announce() const {
-    for (const auto& text : bound_) log_line("listening for smtp on " + text);
+    for (const auto& text : bound_) log_line("listening for " + text);
   }
 
   int run() {
@@ -99,8 +118,12 @@ private:
     signals.async_wait([this, &signals](const asio::error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        // Nothing to reload yet (TLS certificates come later); keep running.
-        log_line("SIGHUP: nothing to reload");
+        // New connections get the new certificate; open sessions keep the one they have.
+        if (shared_.tls) {
+          const std::string why = tls_.reload();
+          log_line(why.empty() ? "SIGHUP: TLS certificate reloaded from " + tls_.cert_path().string()
+                               : "SIGHUP: TLS certificate NOT reloaded, keeping the old one: " + why);
+        }
         wait_for_signal(signals);
         return;
       }
@@ -116,7 +139,7 @@ private:
              std::to_string(limits_.active()) + " connection(s) open");
     for (auto& a : acceptors_) {
       asio::error_code ec;
-      a.close(ec);
+      a.acceptor.close(ec);
     }
     for (auto& w : workers_) asio::post(w->ctx, [worker = w.get()] { worker->request_stop(false); });
     stop_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
@@ -148,22 +171,40 @@ private:
     return address.to_string();
   }
 
-  void admit(tcp::socket socket, Worker& worker) {
+  void admit(tcp::socket socket, Worker& worker, serve::Service service) {
     const std::string ip = peer_ip(socket);
+    const bool pop3 = serve::is_pop3(service);
     auto ticket = limits_.admit(ip);
     if (!ticket) {
-      log_line("smtp: client=" + ip + " refused: too many connections");
-      refuse_connection(socket, "421 4.7.0 Too many connections\r\n");
+      log_line(std::string(serve::service_name(service)) + ": client=" + ip + " refused: too many connections");
+      // On an implicit-TLS port a clear-text line would only confuse the client.
+      if (serve::implicit_tls(service)) {
+        asio::error_code ec;
+        socket.close(ec);
+        return;
+      }
+      refuse_connection(socket, pop3 ? "-ERR [SYS/TEMP] Too many connections\r\n" : "421 4.7.0 Too many connections\r\n");
       return;
     }
     socket.set_option(tcp::no_delay(true));
-    smtp::ClientInfo client{ip, "", false};
-    auto c = std::make_shared<Connection>(shared_, worker, std::move(socket), client, std::move(ticket));
+    if (pop3) {
+      auto c = std::make_shared<Pop3Connection>(shared_, worker, std::move(socket), ip, std::move(ticket), service);
+      asio::co_spawn(worker.ctx, serve_pop3(std::move(c)), asio::detached);
+      return;
+    }
+    smtp::ClientInfo client{ip, ""};
+    auto c = std::make_shared<Connection>(shared_, worker, std::move(socket), client, std::move(ticket), service);
     start_client_check(c);  // overlaps the greeting; the verdict is needed at the first command
     asio::co_spawn(worker.ctx, serve_smtp(std::move(c)), asio::detached);
   }
 
-  static asio::awaitable<void> accept_loop(Server* s, tcp::acceptor* acceptor) {
+  struct Acceptor {
+    tcp::acceptor acceptor;
+    serve::Service service;
+  };
+
+  static asio::awaitable<void> accept_loop(Server* s, Acceptor* listener) {
+    tcp::acceptor* acceptor = &listener->acceptor;
     asio::steady_timer backoff(s->main_);
     for (;;) {
       Worker& worker = s->next_worker();
@@ -178,7 +219,7 @@ private:
         co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
-      s->admit(std::move(socket), worker);
+      s->admit(std::move(socket), worker, listener->service);
     }
   }
 
@@ -186,12 +227,13 @@ private:
   asio::io_context main_{1};
   ConnectionLimits limits_;
   asio::thread_pool pool_;
+  TlsStore tls_;
   SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Declared after workers_ so it is destroyed first: its last answers are posted to
   // the workers' io_contexts, which must still exist then.
   std::unique_ptr<serve::ClientCheck> client_check_;
-  std::vector<tcp::acceptor> acceptors_;
+  std::vector<Acceptor> acceptors_;
   std::vector<std::string> bound_;
   std::size_t next_ = 0;
   asio::steady_timer stop_timer_{main_};
@@ -216,20 +258,19 @@ void raise_descriptor_limit(std::uint32_t connections) {
 
 } // namespace
 
-int run_server(const ServerOptions& options, const spool::Layout& layout, smtp::MailBackend& backend) {
+int run_server(const ServerOptions& options, const spool::Layout& layout, Backends backends) {
   ServerOptions o = options;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (o.threads == 0) o.threads = cores;
   if (o.delivery_threads == 0) o.delivery_threads = 4 * cores;
   raise_descriptor_limit(o.settings.config.limit_connections);
-  Server server(o, layout, backend);
+  Server server(o, layout, backends);
   server.bind_all();
   // Least privilege (SPEC §2): ports are bound, now become the spool owner for good.
   spool::act_as_spool_owner(layout);
   if (::geteuid() == 0) log_line("warning: running as root (the spool is owned by root)");
+  server.load_tls();
   server.announce();
-  for (const auto& service : o.settings.not_served)
-    log_line("warning: listen." + service + " is configured but not served yet");
   return server.run();
 }
 

@@ -13,11 +13,11 @@
 
 namespace mh::smtp {
 
-// The peer of a session, as the network layer knows it.
+// The peer of a session, as the network layer knows it. Whether it has authenticated is
+// the session's own state (SMTP AUTH), not the network layer's.
 struct ClientInfo {
   std::string ip;              // "192.0.2.1" or "2001:db8::1"
   std::string rdns_name;       // verified reverse-DNS name; empty = unknown
-  bool authenticated = false;  // AUTH comes later; unauthenticated clients may not relay
 };
 
 // The forward-confirmed reverse-DNS check's outcome (SPEC §8, client_check.h), consulted
@@ -45,12 +45,34 @@ struct RecipientCheck {
   std::string detail;          // for the log only
 };
 
+// What DATA stores: local recipients get the message in their Maildir, remote ones (an
+// authenticated client's relay) through the outbound queue (spool/queue.h).
+struct Envelope {
+  std::string sender;                  // "" = the null sender <>
+  std::vector<std::string> local;      // canonical, each checked as RecipientCheck::local
+  std::vector<std::string> remote;     // as the client wrote them (domain lower-cased)
+  std::string auth;                    // the authenticated account, "" = none
+};
+
 // Per-recipient result of a delivery.
 struct DeliveryResult {
-  std::string recipient;       // canonical address
-  enum class Status { delivered, over_quota, no_account, temporary } status = Status::temporary;
+  std::string recipient;       // canonical address (local) or as queued (remote)
+  enum class Status { delivered, over_quota, no_account, temporary, queued } status = Status::temporary;
   std::string detail;          // for the log
-  std::string uidl;            // Maildir unique name when delivered
+  std::string uidl;            // Maildir unique name when delivered, queue id when queued
+};
+
+// May an authenticated account send now? Asked at every MAIL, so `mh-user suspend
+// --sending` stops the very next message of a session that logged in before it.
+struct SenderState {
+  enum class Kind {
+    active,
+    sending_suspended,   // may log in (POP3), may not send
+    disabled,            // account or domain suspended, or the account is gone
+    temporary,           // the spool could not be read
+  } kind = Kind::temporary;
+  std::string reason;          // sending_suspended: the administrator's reason (may be "")
+  std::string detail;          // for the log
 };
 
 // A message being received: bytes stream in, then one deliver() to all recipients.
@@ -58,8 +80,11 @@ class MessageSink {
 public:
   virtual ~MessageSink() = default;
   virtual void append(std::string_view bytes) = 0;   // may throw on I/O error
-  // Makes the message durable in every recipient's Maildir that has room; blocking
-  // (fsync). Throws only when nothing could be stored (the caller replies 451).
+  // Makes the message durable in every local recipient's Maildir that has room and, if
+  // there are remote recipients, in the outbound queue; blocking (fsync). One result per
+  // recipient. If any result is `temporary`, nothing was queued (the client will resend
+  // to all: remote recipients must not get it twice). Throws only when nothing could be
+  // stored (the caller replies 451).
   virtual std::vector<DeliveryResult> deliver() = 0;
   virtual void abort() noexcept = 0;                  // discard; also done by the destructor
 };
@@ -70,9 +95,11 @@ public:
   // `mailbox` is the address as the client wrote it (without <>). size_hint is the
   // SIZE= value of MAIL (0 = unknown: "is there room at all?").
   virtual RecipientCheck check_recipient(std::string_view mailbox, std::uint64_t size_hint) = 0;
-  // Starts a message for these canonical recipients (all previously checked as local).
+  // Starts a message for this envelope (at least one recipient, local or remote).
   // Throws on failure (the session replies 451 to DATA).
-  virtual std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& recipients) = 0;
+  virtual std::unique_ptr<MessageSink> begin_message(const Envelope& envelope) = 0;
+  // The sending state of an authenticated account ("user@domain", canonical).
+  virtual SenderState sender_state(std::string_view account) = 0;
   // A short, unique id for the log and the Received header ("queued as <id>").
   virtual std::string new_message_id() = 0;
   // Current time in seconds since the epoch, for the Received header; a seam for tests.

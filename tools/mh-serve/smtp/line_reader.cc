@@ -12,7 +12,7 @@ LineReader::Result LineReader::next(std::string_view in) {
   const std::size_t lf = in.find('\n');
   const std::string_view chunk = in.substr(0, lf == std::string_view::npos ? in.size() : lf);
   if (!overlong_) {
-    if (line_.size() + chunk.size() + 1 > max_command_line) {  // +1: the LF
+    if (line_.size() + chunk.size() + 1 > limit_) {  // +1: the LF
       overlong_ = true;
       line_.clear();
     } else {

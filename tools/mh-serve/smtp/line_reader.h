@@ -15,6 +15,10 @@ inline constexpr std::size_t max_command_line = 512;
 
 class LineReader {
 public:
+  // `limit`: the longest line kept, CRLF included. The SMTP session reads with the
+  // larger AUTH limit (RFC 4954 §4: 12288) and applies 512 to other commands itself.
+  explicit LineReader(std::size_t limit = max_command_line) : limit_(limit) {}
+
   enum class Status { need_more, line, too_long, bare_line_ending };
   struct Result {
     Status status = Status::need_more;
@@ -28,6 +32,7 @@ public:
   bool partial() const noexcept { return (!line_done_ && !line_.empty()) || overlong_; }
 
 private:
+  std::size_t limit_;
   std::string line_;
   bool overlong_ = false;
   bool line_done_ = false;

@@ -1,5 +1,6 @@
 // session.cc — the SMTP state machine, its verb table and every reply text.
-// All reply texts live in this file (STYLE §7: error → reply mapped in one place).
+// All reply texts live in this file (STYLE §7: error → reply mapped in one place),
+// including the mapping of login outcomes (auth::AuthOutcome) to RFC 4954 replies.
 #include "smtp/session.h"
 
 #include "smtp/path.h"
@@ -20,7 +21,8 @@ struct SmtpSession::Command {
 struct SmtpSession::Transaction {
   std::string sender;
   std::uint64_t declared_size = 0;
-  std::vector<std::string> recipients;  // canonical, each once
+  std::vector<std::string> recipients;  // local, canonical, each once
+  std::vector<std::string> remote;      // relayed (authenticated only), each once
   std::vector<std::string> refused;     // "<addr>(550 5.1.1)" for the log
   std::unique_ptr<MessageSink> sink;
   std::unique_ptr<DataReader> data;
@@ -36,6 +38,11 @@ constexpr unsigned bit(State s) { return static_cast<unsigned>(s); }
 constexpr unsigned command_states = bit(State::connected) | bit(State::greeted) | bit(State::mail) | bit(State::rcpt);
 
 const std::string too_many_recipients = "452 4.5.3 Too many recipients";
+const std::string mail_in_progress = "503 5.5.1 Error: MAIL transaction in progress";
+
+// A command line other than AUTH may not exceed RFC 5321's 512 octets with CRLF; the
+// line reader itself allows AUTH's 12288 (RFC 4954 §4).
+constexpr std::size_t max_command_text = max_command_line - 2;
 
 std::string upper(std::string_view s) {
   std::string out(s);
@@ -49,6 +56,27 @@ std::string quoted(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? static_cast<char>(c) : '?';
   return out + "\"";
+}
+
+// Administrator text (a suspension reason, maybe Japanese) inside a reply line: replies
+// are ASCII (RFC 5321 §2.4), and a line break would end the reply early.
+std::string reply_text(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+// The domain of an address as the client wrote it, lower case ("" for <>).
+std::string domain_of(std::string_view address) {
+  const auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : lower(address.substr(at + 1));
 }
 
 } // namespace
@@ -69,6 +97,9 @@ const SmtpSession::VerbEntry* SmtpSession::find_verb(std::string_view verb) {
     {"MAIL", bit(State::greeted), &SmtpSession::check_mail, &SmtpSession::proceed_mail},
     {"RCPT", bit(State::mail) | bit(State::rcpt), &SmtpSession::check_rcpt, &SmtpSession::proceed_rcpt},
     {"DATA", bit(State::rcpt), &SmtpSession::check_no_args, &SmtpSession::proceed_data},
+    // RFC 3207 §4 / RFC 4954 §4: not inside a mail transaction; both after HELO/EHLO.
+    {"STARTTLS", bit(State::greeted), &SmtpSession::check_starttls, &SmtpSession::proceed_starttls},
+    {"AUTH", bit(State::greeted), &SmtpSession::check_auth, &SmtpSession::proceed_auth},
     {"RSET", command_states, &SmtpSession::check_no_args, &SmtpSession::proceed_rset},
     {"NOOP", command_states, &SmtpSession::check_any, &SmtpSession::proceed_noop},
     {"QUIT", command_states, &SmtpSession::check_no_args, &SmtpSession::proceed_quit},
@@ -77,8 +108,6 @@ const SmtpSession::VerbEntry* SmtpSession::find_verb(std::string_view verb) {
     // Known but not offered (not advertised in EHLO): a clear 502, not "unrecognized".
     {"EXPN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
     {"BDAT", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
-    {"STARTTLS", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
-    {"AUTH", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
     {"ETRN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
     {"TURN", command_states, &SmtpSession::check_any, &SmtpSession::proceed_not_implemented},
   };
@@ -87,8 +116,9 @@ const SmtpSession::VerbEntry* SmtpSession::find_verb(std::string_view verb) {
   return nullptr;
 }
 
-SmtpSession::SmtpSession(SessionConfig config, ClientInfo client, MailBackend& backend)
-    : config_(std::move(config)), client_(std::move(client)), backend_(backend) {}
+SmtpSession::SmtpSession(SessionConfig config, ClientInfo client, MailBackend& backend,
+                         auth::Authenticator& authenticator)
+    : config_(std::move(config)), client_(std::move(client)), backend_(backend), authenticator_(authenticator) {}
 
 SmtpSession::~SmtpSession() = default;
 
@@ -133,8 +163,11 @@ void SmtpSession::finish_transaction(Output& out, const std::string& result, con
   if (!tx_) return;
   std::string line = "client=" + client_.ip;
   if (!client_.rdns_name.empty()) line += "(" + client_.rdns_name + ")";
-  line += " helo=" + quoted(helo_) + " from=<" + tx_->sender + ">";
+  line += " helo=" + quoted(helo_) + " tls=" + (config_.tls_active ? "yes" : "no");
+  if (!auth_address_.empty()) line += " auth=" + auth_address_;
+  line += " from=<" + tx_->sender + ">";
   for (const auto& r : tx_->recipients) line += " to=<" + r + ">";
+  for (const auto& r : tx_->remote) line += " to=<" + r + ">";
   for (const auto& r : tx_->refused) line += " refused=" + r;
   if (tx_->data) line += " size=" + std::to_string(tx_->data->size());
   if (!tx_->id.empty()) line += " id=" + tx_->id;
@@ -149,6 +182,7 @@ void SmtpSession::finish_transaction(Output& out, const std::string& result, con
 
 std::string SmtpSession::out_of_sequence(std::string_view verb) const {
   if (state_ == State::connected) return "503 5.5.1 Error: send HELO/EHLO first";
+  if (verb == "AUTH" || verb == "STARTTLS") return mail_in_progress;
   if (verb == "MAIL") return "503 5.5.1 Error: nested MAIL command";
   if (verb == "RCPT" || !tx_) return "503 5.5.1 Error: need MAIL command";
   if (!tx_->refused.empty()) return "554 5.5.1 Error: no valid recipients";
@@ -159,9 +193,18 @@ std::string SmtpSession::out_of_sequence(std::string_view verb) const {
 
 Output SmtpSession::feed(std::string_view in) {
   Output out;
+  // Owed work first: nothing more is read until the network layer has done it.
+  if (state_ == State::delivering || state_ == State::authenticating || state_ == State::starttls) {
+    out.action = state_ == State::delivering       ? Action::deliver
+                 : state_ == State::authenticating ? Action::authenticate
+                                                   : Action::starttls;
+    return out;
+  }
   while (out.action == Action::none && state_ != State::closed && out.consumed < in.size()) {
     const std::string_view rest = in.substr(out.consumed);
-    out.consumed += state_ == State::data ? feed_data(rest, out) : feed_command(rest, out);
+    out.consumed += state_ == State::data   ? feed_data(rest, out)
+                    : state_ == State::auth ? feed_auth(rest, out)
+                                            : feed_command(rest, out);
     if (errors_ >= config_.max_errors && state_ != State::closed) close_with(out, "421 4.7.0 Too many errors");
   }
   if (state_ == State::closed) out.consumed = in.size();  // nothing after QUIT/421 is read
@@ -193,6 +236,10 @@ void SmtpSession::dispatch(std::string_view line, Output& out) {
   }
   const auto space = line.find(' ');
   const std::string verb = upper(line.substr(0, space));
+  if (line.size() > max_command_text && verb != "AUTH") {
+    reply(out, "500 5.5.2 Line too long");
+    return;
+  }
   const VerbEntry* entry = find_verb(verb);
   if (!entry) {
     reply(out, "502 5.5.2 Error: command not recognized");
@@ -254,12 +301,16 @@ Output SmtpSession::deliver() {
   std::vector<std::string> failed_lines;
   bool temporary = false, over_quota = false;
   std::size_t delivered = 0;
-  std::string stored, failed;  // for the log: where each copy went, why others did not
+  std::string stored, queued, failed;  // for the log: where each copy went, why others did not
   for (const auto& r : results) {
     switch (r.status) {
     case DeliveryResult::Status::delivered:
       ++delivered;
       stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
+      continue;
+    case DeliveryResult::Status::queued:
+      ++delivered;
+      queued += (queued.empty() ? "queued=" : ",") + r.recipient + ":" + r.uidl;
       continue;
     case DeliveryResult::Status::over_quota:
       over_quota = true;
@@ -274,25 +325,26 @@ Output SmtpSession::deliver() {
     }
     failed += (failed.empty() ? "failed=" : ",") + r.recipient + ":" + quoted(r.detail);
   }
-  const std::string queued = "Ok: queued as " + tx_->id;
+  const std::string ok_text = "Ok: queued as " + tx_->id;
   std::string result;
   if (temporary) {
-    // Without an outbound queue the only safe answer is "try again": the client then
-    // resends to everyone, so recipients already served may get the message twice —
-    // a duplicate is better than a silent loss.
+    // A local Maildir could not take it: the only safe answer is "try again". The
+    // client then resends to everyone, so local recipients already served may get the
+    // message twice — a duplicate is better than a silent loss. The backend has taken
+    // the queued copy back, so remote recipients do not (backend.h).
     result = "451 4.3.0 Error: local delivery failed, try again later";
     reply(out, result);
   } else if (failed_lines.empty()) {
-    result = "250 2.0.0 " + queued;
+    result = "250 2.0.0 " + ok_text;
     reply(out, result);
   } else if (delivered > 0) {
-    // Delivered to some: 250 for the transaction, one line per recipient left out (the
-    // bounce for them comes with the outbound queue).
+    // Delivered to some: 250 for the transaction, one line per recipient left out
+    // (SMTP has no per-recipient reply after DATA; the sender is told here).
     std::vector<std::string> lines;
     for (const auto& f : failed_lines) lines.push_back("2.0.0 " + f + ", not delivered");
-    lines.push_back("2.0.0 " + queued);
+    lines.push_back("2.0.0 " + ok_text);
     reply_lines(out, lines, 250);
-    result = "250 2.0.0 " + queued + " (" + std::to_string(failed_lines.size()) + " not delivered)";
+    result = "250 2.0.0 " + ok_text + " (" + std::to_string(failed_lines.size()) + " not delivered)";
   } else {
     const int code = over_quota ? 552 : 550;
     std::vector<std::string> lines;
@@ -303,9 +355,134 @@ Output SmtpSession::deliver() {
     reply_lines(out, lines, code);
     result = std::to_string(code) + " " + lines.back();
   }
-  finish_transaction(out, result, stored + (stored.empty() || failed.empty() ? "" : " ") + failed);
+  std::string details;
+  for (const std::string* part : {&stored, &queued, &failed})
+    if (!part->empty()) details += (details.empty() ? "" : " ") + *part;
+  finish_transaction(out, result, details);
   if (errors_ >= config_.max_errors) close_with(out, "421 4.7.0 Too many errors");
   return out;
+}
+
+// --- AUTH and STARTTLS ---------------------------------------------------------------
+
+Output SmtpSession::authenticate() {
+  Output out;
+  if (state_ != State::authenticating || !credentials_) return out;
+  const auth::Credentials credentials = std::move(*credentials_);
+  credentials_.reset();
+  state_ = State::greeted;
+  auth::AuthOutcome o;
+  try {
+    o = authenticator_.authenticate(client_.ip, credentials.login, credentials.password);
+  } catch (const std::exception& e) {
+    o = {};
+    o.kind = auth::AuthOutcome::Kind::temporary;
+    o.detail = e.what();
+  }
+  using Kind = auth::AuthOutcome::Kind;
+  std::string line;
+  switch (o.kind) {
+  case Kind::ok:
+    auth_address_ = o.address.empty() ? credentials.login : o.address;
+    line = "235 2.7.0 Authentication successful";
+    break;
+  case Kind::bad_credentials: line = "535 5.7.8 Authentication credentials invalid"; break;
+  case Kind::suspended: line = "535 5.7.8 Account suspended"; break;
+  case Kind::throttled: line = "421 4.7.0 Too many failed authentications, closing connection"; break;
+  case Kind::temporary: line = "454 4.7.0 Temporary authentication failure"; break;
+  }
+  // Only failures wait (the throttle's delay); a success is answered at once.
+  if (o.kind != Kind::ok) out.delay = o.delay;
+  // The login itself is logged only once it is a verified account: a user who typed the
+  // password into the user name field must not find it in the log.
+  std::string log = "client=" + client_.ip;
+  if (!client_.rdns_name.empty()) log += "(" + client_.rdns_name + ")";
+  log += std::string(" tls=") + (config_.tls_active ? "yes" : "no");
+  if (o.kind == Kind::ok) log += " auth=" + auth_address_;
+  log += " result=" + quoted(line);
+  if (!o.detail.empty() && o.kind != Kind::ok) log += " detail=" + quoted(o.detail);
+  out.log.push_back(std::move(log));
+  if (o.kind == Kind::throttled) {
+    close_with(out, line);
+    return out;
+  }
+  reply(out, line);
+  if (errors_ >= config_.max_errors) close_with(out, "421 4.7.0 Too many errors");
+  return out;
+}
+
+void SmtpSession::tls_started() {
+  if (state_ != State::starttls) return;
+  // RFC 3207 §4.2: "the server MUST discard any knowledge obtained from the client,
+  // such as the argument to the EHLO command, which was not obtained from the TLS
+  // negotiation itself". The client's address and its DNS verdict are ours, not its.
+  config_.tls_active = true;
+  helo_.clear();
+  esmtp_ = false;
+  auth_address_.clear();
+  sasl_.reset();
+  credentials_.reset();
+  lines_ = LineReader(auth::max_response);
+  state_ = State::connected;
+}
+
+bool SmtpSession::auth_offered() const noexcept {
+  // SPEC §8: passwords only under TLS, or from auth.allow_plaintext networks.
+  return config_.tls_active || config_.plaintext_auth_allowed;
+}
+
+std::size_t SmtpSession::feed_auth(std::string_view in, Output& out) {
+  const LineReader::Result r = lines_.next(in);
+  switch (r.status) {
+  case LineReader::Status::need_more:
+    break;
+  case LineReader::Status::too_long:
+    end_auth(out, "500 5.5.6 Authentication Exchange line is too long");
+    break;
+  case LineReader::Status::bare_line_ending:
+    end_auth(out, "500 5.5.2 Bare LF or CR in command line");
+    break;
+  case LineReader::Status::line:
+    if (r.line == "*") {
+      end_auth(out, "501 5.0.0 Authentication cancelled");  // RFC 4954 §4
+    } else {
+      sasl_step(sasl_->respond(r.line), out);
+    }
+    break;
+  }
+  return r.consumed;
+}
+
+void SmtpSession::sasl_step(const auth::SaslExchange::Step& step, Output& out) {
+  using Kind = auth::SaslExchange::Step::Kind;
+  switch (step.kind) {
+  case Kind::challenge:
+    out.replies += "334 " + step.challenge + "\r\n";
+    state_ = State::auth;
+    return;
+  case Kind::done:
+    // Nothing after this line is read until authenticate() has answered (RFC 4954 §4:
+    // AUTH ends a pipelined group).
+    credentials_ = sasl_->take();
+    sasl_.reset();
+    state_ = State::authenticating;
+    out.action = Action::authenticate;
+    return;
+  case Kind::bad_base64:
+    end_auth(out, "501 5.5.2 Cannot decode response");
+    return;
+  case Kind::malformed:
+    // Not a login attempt the authenticator could judge (no user, no password, or
+    // someone else's authorization identity): refused without a check.
+    end_auth(out, "535 5.7.8 Authentication credentials invalid");
+    return;
+  }
+}
+
+void SmtpSession::end_auth(Output& out, std::string line) {
+  sasl_.reset();
+  state_ = State::greeted;
+  reply(out, std::move(line));
 }
 
 Output SmtpSession::shutdown() {
@@ -338,6 +515,8 @@ std::optional<std::string> SmtpSession::check_helo(Command& c) const {
 }
 
 std::optional<std::string> SmtpSession::check_mail(Command& c) const {
+  // RFC 4954 §6 / RFC 6409 §4.3: a submission server wants to know who sends.
+  if (config_.submission && auth_address_.empty()) return "530 5.7.0 Authentication required";
   c.path = parse_path_command(c.args, "FROM:", /*allow_null_path=*/true);
   if (c.path.problem == PathCommand::Problem::syntax) return "501 5.5.4 Syntax: MAIL FROM:<address>";
   if (c.path.problem == PathCommand::Problem::bad_address) return "501 5.1.7 Bad sender address syntax";
@@ -356,6 +535,12 @@ std::optional<std::string> SmtpSession::check_mail(Command& c) const {
       return "555 5.5.4 Unsupported option: " + sanitize_for_header(key, 40);
     }
   }
+  // An authenticated user sends as someone of their own domain (RFC 6409 §6.1 lets the
+  // server enforce this). The null sender is for bounces, which users do not send.
+  if (!auth_address_.empty() &&
+      (c.path.address.empty() ||
+       (config_.sender_must_match_domain && domain_of(c.path.address) != domain_of(auth_address_))))
+    return "553 5.7.1 <" + c.path.address + ">: Sender address rejected: not owned by user " + auth_address_;
   return std::nullopt;
 }
 
@@ -374,6 +559,31 @@ std::optional<std::string> SmtpSession::check_no_args(Command& c) const {
 
 std::optional<std::string> SmtpSession::check_any(Command&) const { return std::nullopt; }
 
+std::optional<std::string> SmtpSession::check_starttls(Command& c) const {
+  if (!config_.tls_available) return "502 5.5.1 Command not implemented";
+  if (config_.tls_active) return "503 5.5.1 Error: TLS already active";
+  // RFC 3207 §4: "501 Syntax error (no parameters allowed)".
+  if (c.args.find_first_not_of(' ') != std::string_view::npos) return "501 5.5.4 Syntax: STARTTLS";
+  return std::nullopt;
+}
+
+std::optional<std::string> SmtpSession::check_auth(Command& c) const {
+  // RFC 4954 §4: "After a successful AUTH command completes, a server MUST reject any
+  // further AUTH commands with a 503 reply."
+  if (!auth_address_.empty()) return "503 5.5.1 Already authenticated";
+  // RFC 4954 §6 defines 538 for exactly this: the mechanisms exist, but this channel
+  // must be encrypted first (STARTTLS) unless the client is in auth.allow_plaintext.
+  if (!auth_offered()) return "538 5.7.11 Encryption required for requested authentication mechanism";
+  const std::string_view mechanism = c.args.substr(0, c.args.find(' '));
+  const std::string_view initial =
+      mechanism.size() < c.args.size() ? c.args.substr(mechanism.size() + 1) : std::string_view();
+  if (mechanism.empty() || initial.find(' ') != std::string_view::npos ||
+      (mechanism.size() < c.args.size() && initial.empty()))
+    return "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
+  if (!auth::SaslExchange::mechanism(mechanism)) return "504 5.5.4 Unrecognized authentication type";
+  return std::nullopt;
+}
+
 // --- proceeds ------------------------------------------------------------------------
 
 void SmtpSession::proceed_helo(const Command& c, Output& out) {
@@ -390,11 +600,39 @@ void SmtpSession::proceed_ehlo(const Command& c, Output& out) {
   esmtp_ = true;
   state_ = State::greeted;
   out.replies += "250-" + config_.hostname + "\r\n" + "250-PIPELINING\r\n" + "250-SIZE " +
-                 std::to_string(config_.message_size_limit) + "\r\n" + "250-8BITMIME\r\n" +
-                 "250 ENHANCEDSTATUSCODES\r\n";
+                 std::to_string(config_.message_size_limit) + "\r\n" + "250-8BITMIME\r\n";
+  if (config_.tls_available && !config_.tls_active) out.replies += "250-STARTTLS\r\n";
+  if (auth_offered() && auth_address_.empty()) out.replies += "250-AUTH PLAIN LOGIN\r\n";
+  out.replies += "250 ENHANCEDSTATUSCODES\r\n";
 }
 
 void SmtpSession::proceed_mail(const Command& c, Output& out) {
+  if (!auth_address_.empty()) {
+    // Asked at every MAIL, not at AUTH: a suspension counts for the next message of a
+    // session that is already logged in (SPEC §2: changes count within a second).
+    SenderState st;
+    try {
+      st = backend_.sender_state(auth_address_);
+    } catch (const std::exception& e) {
+      st.kind = SenderState::Kind::temporary;
+      st.detail = e.what();
+    }
+    switch (st.kind) {
+    case SenderState::Kind::active:
+      break;
+    case SenderState::Kind::sending_suspended:
+      reply(out, "550 5.7.1 Sending suspended for " + auth_address_ +
+                     (st.reason.empty() ? std::string() : ": " + reply_text(st.reason)) +
+                     " (ask your administrator: mh-user resume --sending)");
+      return;
+    case SenderState::Kind::disabled:
+      reply(out, "550 5.7.1 Account suspended: " + auth_address_);
+      return;
+    case SenderState::Kind::temporary:
+      reply(out, "451 4.3.0 Temporary lookup failure, try again later");
+      return;
+    }
+  }
   tx_ = std::make_unique<Transaction>();
   tx_->sender = c.path.address;
   tx_->declared_size = c.size;
@@ -404,7 +642,7 @@ void SmtpSession::proceed_mail(const Command& c, Output& out) {
 
 void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
   const std::string shown = "<" + c.path.address + ">";
-  if (tx_->recipients.size() >= config_.max_recipients) {
+  if (tx_->recipients.size() + tx_->remote.size() >= config_.max_recipients) {
     reply(out, too_many_recipients);
     return;
   }
@@ -417,12 +655,21 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
   }
   std::string refusal;
   using Kind = RecipientCheck::Kind;
-  if (check.kind == Kind::not_local && !client_.authenticated) {
+  const bool authenticated = !auth_address_.empty();
+  if (check.kind == Kind::not_local && authenticated) {
+    // Relaying for an authenticated user: through the outbound queue. The domain is
+    // case-insensitive, the local part is the remote server's business (RFC 5321 §2.4).
+    const auto at = c.path.address.rfind('@');
+    const std::string remote = c.path.address.substr(0, at + 1) + domain_of(c.path.address);
+    if (std::find(tx_->remote.begin(), tx_->remote.end(), remote) == tx_->remote.end())
+      tx_->remote.push_back(remote);
+    state_ = State::rcpt;
+    reply(out, "250 2.1.5 Ok");
+    return;
+  }
+  if (check.kind == Kind::not_local) {
     refusal = "550 5.7.1 Relaying denied";
-  } else if (check.kind == Kind::not_local) {
-    // Authenticated relaying needs the outbound queue (a later part of mh-serve).
-    refusal = "550 5.7.1 Relaying denied";
-  } else if (!client_.authenticated && verdict_.kind != ClientVerdict::Kind::accepted) {
+  } else if (!authenticated && verdict_.kind != ClientVerdict::Kind::accepted) {
     refusal = verdict_.reply;
   } else if (check.kind == Kind::unknown_user) {
     refusal = "550 5.1.1 " + shown + ": User unknown";
@@ -447,17 +694,26 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
 
 void SmtpSession::proceed_data(const Command&, Output& out) {
   try {
-    tx_->sink = backend_.begin_message(tx_->recipients);
+    Envelope envelope;
+    envelope.sender = tx_->sender;
+    envelope.local = tx_->recipients;
+    envelope.remote = tx_->remote;
+    envelope.auth = auth_address_;
+    tx_->sink = backend_.begin_message(envelope);
     tx_->id = backend_.new_message_id();
     TraceInfo t;
     t.helo = helo_;
     t.esmtp = esmtp_;
+    t.tls = config_.tls_active;
+    t.authenticated = !auth_address_.empty();
+    t.relayed = !tx_->remote.empty();
     t.client_ip = client_.ip;
     t.client_rdns = client_.rdns_name;
     t.hostname = config_.hostname;
     t.id = tx_->id;
     t.sender = tx_->sender;
     t.recipients = tx_->recipients;
+    t.recipients.insert(t.recipients.end(), tx_->remote.begin(), tx_->remote.end());
     t.time = backend_.now();
     tx_->sink->append(trace_headers(t));
   } catch (const std::exception& e) {
@@ -502,7 +758,24 @@ void SmtpSession::proceed_vrfy(const Command&, Output& out) {
 }
 
 void SmtpSession::proceed_help(const Command&, Output& out) {
-  reply(out, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+  reply(out, "214 2.0.0 Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+void SmtpSession::proceed_starttls(const Command&, Output& out) {
+  // `consumed` ends right after this line (feed stops at an action): the network layer
+  // drops whatever the client pipelined behind it, which was sent in the clear and must
+  // not be taken as if it came through TLS (RFC 3207 §5, CVE-2011-0411).
+  out.replies += "220 2.0.0 Ready to start TLS\r\n";
+  state_ = State::starttls;
+  out.action = Action::starttls;
+}
+
+void SmtpSession::proceed_auth(const Command& c, Output& out) {
+  const std::string_view mechanism = c.args.substr(0, c.args.find(' '));
+  std::optional<std::string_view> initial;
+  if (mechanism.size() < c.args.size()) initial = c.args.substr(mechanism.size() + 1);
+  sasl_ = std::make_unique<auth::SaslExchange>(*auth::SaslExchange::mechanism(mechanism));
+  sasl_step(sasl_->start(initial), out);
 }
 
 void SmtpSession::proceed_not_implemented(const Command&, Output& out) {

@@ -1,5 +1,8 @@
-// session_test.cc — the SMTP session fed lines, with a fake backend: every reply text,
-// pipelining, limits, the delivery outcomes, and random input that must not crash it.
+// session_test.cc — the SMTP session fed lines, with a fake backend and a fake
+// authenticator: every reply text (AUTH and STARTTLS included), pipelining, limits, the
+// delivery outcomes, relaying for authenticated clients, and random input that must not
+// crash it.
+#include "auth/sasl.h"
 #include "smtp/session.h"
 
 #include <catch2/catch.hpp>
@@ -8,6 +11,7 @@
 #include <random>
 
 using namespace mh::smtp;
+using mh::auth::AuthOutcome;
 
 namespace {
 
@@ -15,26 +19,38 @@ struct FakeStore {
   std::map<std::string, RecipientCheck::Kind> mailboxes;  // lower-case address → kind
   std::map<std::string, DeliveryResult::Status> outcome;  // default delivered
   std::vector<std::string> messages;                      // delivered contents
+  std::vector<Envelope> envelopes;                        // of every begin_message
+  std::vector<std::string> queued;                        // contents queued for remote recipients
+  std::map<std::string, SenderState> senders;             // default active
   int aborted = 0;
   bool fail_begin = false;
 };
 
 class FakeSink : public MessageSink {
 public:
-  FakeSink(FakeStore& s, std::vector<std::string> r) : store_(s), rcpts_(std::move(r)) {}
+  FakeSink(FakeStore& s, Envelope e) : store_(s), envelope_(std::move(e)) {}
   void append(std::string_view b) override { text_.append(b); }
   std::vector<DeliveryResult> deliver() override {
     std::vector<DeliveryResult> out;
-    bool any = false;
-    for (const auto& r : rcpts_) {
+    bool any = false, temporary = false;
+    for (const auto& r : envelope_.local) {
       DeliveryResult d;
       d.recipient = r;
       auto it = store_.outcome.find(r);
       d.status = it == store_.outcome.end() ? DeliveryResult::Status::delivered : it->second;
       any |= d.status == DeliveryResult::Status::delivered;
+      temporary |= d.status == DeliveryResult::Status::temporary;
+      out.push_back(d);
+    }
+    for (const auto& r : envelope_.remote) {
+      DeliveryResult d;
+      d.recipient = r;
+      d.uidl = "Q1";
+      d.status = temporary ? DeliveryResult::Status::temporary : DeliveryResult::Status::queued;
       out.push_back(d);
     }
     if (any) store_.messages.push_back(text_);
+    if (!envelope_.remote.empty() && !temporary) store_.queued.push_back(text_);
     done_ = true;
     return out;
   }
@@ -45,7 +61,7 @@ public:
 
 private:
   FakeStore& store_;
-  std::vector<std::string> rcpts_;
+  Envelope envelope_;
   std::string text_;
   bool done_ = false, aborted_ = false;
 };
@@ -67,9 +83,17 @@ public:
     r.canonical = key;
     return r;
   }
-  std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& r) override {
+  std::unique_ptr<MessageSink> begin_message(const Envelope& e) override {
     if (store_.fail_begin) throw std::runtime_error("disk on fire");
-    return std::make_unique<FakeSink>(store_, r);
+    store_.envelopes.push_back(e);
+    return std::make_unique<FakeSink>(store_, e);
+  }
+  SenderState sender_state(std::string_view account) override {
+    auto it = store_.senders.find(std::string(account));
+    if (it != store_.senders.end()) return it->second;
+    SenderState st;
+    st.kind = SenderState::Kind::active;
+    return st;
   }
   std::string new_message_id() override { return "ID" + std::to_string(++n_); }
   std::int64_t now() override { return 1732765200; }  // Thu, 28 Nov 2024 03:40:00 +0000
@@ -79,13 +103,41 @@ private:
   int n_ = 0;
 };
 
+// Passwords by login; a login in `outcomes` gets that outcome whatever the password.
+class FakeAuthenticator : public mh::auth::Authenticator {
+public:
+  std::map<std::string, std::string> passwords{{"alice@example.org", "secret"}};
+  std::map<std::string, AuthOutcome> outcomes;
+  std::vector<std::string> calls;  // "ip login password"
+
+  AuthOutcome authenticate(std::string_view ip, std::string_view login, const spool::Secret& password) override {
+    calls.push_back(std::string(ip) + " " + std::string(login) + " " + password.reveal());
+    if (auto it = outcomes.find(std::string(login)); it != outcomes.end()) return it->second;
+    AuthOutcome o;
+    auto it = passwords.find(std::string(login));
+    if (it != passwords.end() && it->second == password.reveal()) {
+      o.kind = AuthOutcome::Kind::ok;
+      o.address = std::string(login);
+    } else {
+      o.kind = AuthOutcome::Kind::bad_credentials;
+      o.delay = std::chrono::milliseconds(2000);
+      o.detail = "wrong password";
+    }
+    return o;
+  }
+};
+
 struct Harness {
   FakeStore store;
   FakeBackend backend{store};
+  FakeAuthenticator authenticator;
   SessionConfig config;
   std::unique_ptr<SmtpSession> session;
   std::vector<std::string> log;
   bool closed = false;
+  std::chrono::milliseconds delay{0};   // summed Output::delay
+  std::vector<std::string> dropped;     // bytes the "network layer" discarded at STARTTLS
+  bool tls_handshake = true;            // what send() does at Action::starttls
 
   explicit Harness(SessionConfig c = {}) : config(std::move(c)) {
     config.hostname = "mx.example.org";
@@ -93,10 +145,11 @@ struct Harness {
     store.mailboxes["bob@example.org"] = RecipientCheck::Kind::local;
     store.mailboxes["full@example.org"] = RecipientCheck::Kind::over_quota;
     store.mailboxes["off@example.org"] = RecipientCheck::Kind::disabled;
-    session = std::make_unique<SmtpSession>(config, ClientInfo{"192.0.2.7", "", false}, backend);
+    session = std::make_unique<SmtpSession>(config, ClientInfo{"192.0.2.7", ""}, backend, authenticator);
   }
 
-  // Sends `in`, running deliveries as the network layer would; returns all replies.
+  // Sends `in`, running deliveries, logins and STARTTLS as the network layer would;
+  // returns all replies.
   std::string send(std::string_view in) {
     std::string replies;
     while (!in.empty() && !closed) {
@@ -104,11 +157,18 @@ struct Harness {
       replies += o.replies;
       log.insert(log.end(), o.log.begin(), o.log.end());
       in.remove_prefix(o.consumed);
-      if (o.action == Action::deliver) {
-        Output d = session->deliver();
+      if (o.action == Action::deliver || o.action == Action::authenticate) {
+        Output d = o.action == Action::deliver ? session->deliver() : session->authenticate();
         replies += d.replies;
+        delay += d.delay;
         log.insert(log.end(), d.log.begin(), d.log.end());
         if (d.action == Action::close) closed = true;
+      }
+      if (o.action == Action::starttls) {
+        // RFC 3207 §5: what the client pipelined after STARTTLS is thrown away.
+        dropped.emplace_back(in);
+        in = {};
+        if (tls_handshake) session->tls_started();
       }
       if (o.action == Action::close) closed = true;
       if (o.consumed == 0 && o.action == Action::none) break;
@@ -145,7 +205,7 @@ TEST_CASE("a whole transaction, pipelined in one write") {
         "Delivered-To: alice@example.org\n"
         "Subject: hi\n\n.dot\n");
   REQUIRE(h.log.size() == 1);
-  CHECK(h.log[0] == "client=192.0.2.7 helo=\"c.example\" from=<s@sender.example> to=<alice@example.org> size=21 "
+  CHECK(h.log[0] == "client=192.0.2.7 helo=\"c.example\" tls=no from=<s@sender.example> to=<alice@example.org> size=21 "
                     "id=ID1 result=\"250 2.0.0 Ok: queued as ID1\" stored=alice@example.org:");
 }
 
@@ -278,7 +338,7 @@ TEST_CASE("command line problems") {
   CHECK(h.send("FOO\r\n") == "502 5.5.2 Error: command not recognized\r\n");
   CHECK(h.send("EXPN staff\r\n") == "502 5.5.1 Command not implemented\r\n");
   CHECK(h.send("VRFY alice\r\n") == "252 2.5.2 Cannot VRFY user\r\n");
-  CHECK(h.send("HELP\r\n") == "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
+  CHECK(h.send("HELP\r\n") == "214 2.0.0 Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
   CHECK(h.send("HELO\r\n") == "501 5.5.4 Syntax: HELO hostname\r\n");
   CHECK(h.send("noop whatever\r\n") == "250 2.0.0 Ok\r\n");
 }
@@ -356,6 +416,404 @@ TEST_CASE("random input never breaks the session") {
     }
     std::string replies = h.send(in);
     // Every reply line is CRLF-terminated and starts with a 3-digit code.
+    std::size_t pos = 0;
+    while (pos < replies.size()) {
+      auto end = replies.find("\r\n", pos);
+      REQUIRE(end != std::string::npos);
+      REQUIRE(end - pos >= 4);
+      CHECK((replies[pos] >= '2' && replies[pos] <= '5'));
+      pos = end + 2;
+    }
+  }
+}
+
+// --- STARTTLS ------------------------------------------------------------------------
+
+namespace {
+
+using mh::auth::encode_base64;
+
+std::string plain(const std::string& login, const std::string& password, const std::string& authzid = "") {
+  return encode_base64(authzid + std::string(1, '\0') + login + std::string(1, '\0') + password);
+}
+
+SessionConfig tls_offered() {
+  SessionConfig c;
+  c.tls_available = true;
+  return c;
+}
+
+SessionConfig plaintext_ok() {
+  SessionConfig c;
+  c.plaintext_auth_allowed = true;
+  return c;
+}
+
+const std::string ehlo_head = "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 31457280\r\n250-8BITMIME\r\n";
+
+// A session logged in as alice@example.org (plaintext allowed).
+struct LoggedIn : Harness {
+  explicit LoggedIn(SessionConfig c = plaintext_ok()) : Harness(c) {
+    REQUIRE(send("EHLO c\r\n").find("250-AUTH PLAIN LOGIN\r\n") != std::string::npos);
+    REQUIRE(send("AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n") ==
+            "235 2.7.0 Authentication successful\r\n");
+  }
+};
+
+} // namespace
+
+TEST_CASE("EHLO offers STARTTLS with a certificate and AUTH only where passwords may go") {
+  SECTION("certificate, no TLS yet, not a plaintext network: STARTTLS only") {
+    Harness h(tls_offered());
+    CHECK(h.send("EHLO c\r\n") == ehlo_head + "250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n");
+  }
+  SECTION("implicit TLS: AUTH, no STARTTLS") {
+    SessionConfig c = tls_offered();
+    c.tls_active = true;
+    Harness h(c);
+    CHECK(h.send("EHLO c\r\n") == ehlo_head + "250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n");
+  }
+  SECTION("plaintext network with a certificate: both") {
+    SessionConfig c = plaintext_ok();
+    c.tls_available = true;
+    Harness h(c);
+    CHECK(h.send("EHLO c\r\n") ==
+          ehlo_head + "250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n");
+  }
+  SECTION("no longer AUTH once authenticated") {
+    LoggedIn h;
+    CHECK(h.send("EHLO c\r\n") == ehlo_reply);
+  }
+}
+
+TEST_CASE("STARTTLS refusals") {
+  Harness none;
+  none.send("EHLO c\r\n");
+  CHECK(none.send("STARTTLS\r\n") == "502 5.5.1 Command not implemented\r\n");
+  Harness h(tls_offered());
+  CHECK(h.send("STARTTLS\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  h.send("EHLO c\r\n");
+  CHECK(h.send("STARTTLS now\r\n") == "501 5.5.4 Syntax: STARTTLS\r\n");
+  CHECK(h.send("MAIL FROM:<a@b>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(h.send("STARTTLS\r\n") == "503 5.5.1 Error: MAIL transaction in progress\r\n");
+  SessionConfig c = tls_offered();
+  c.tls_active = true;
+  Harness active(c);
+  active.send("EHLO c\r\n");
+  CHECK(active.send("STARTTLS\r\n") == "503 5.5.1 Error: TLS already active\r\n");
+}
+
+TEST_CASE("STARTTLS: bytes pipelined behind it are not the session's (CVE-2011-0411)") {
+  Harness h(tls_offered());
+  const std::string in = "EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<alice@example.org>\r\n";
+  Output o = h.session->feed(in);
+  CHECK(o.replies == ehlo_head + "250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n220 2.0.0 Ready to start TLS\r\n");
+  CHECK(o.action == Action::starttls);
+  CHECK(o.consumed == std::string("EHLO c\r\nSTARTTLS\r\n").size());
+  // Until the handshake is done the session reads nothing.
+  Output again = h.session->feed(in.substr(o.consumed));
+  CHECK(again.consumed == 0);
+  CHECK(again.action == Action::starttls);
+  CHECK(again.replies.empty());
+  h.session->tls_started();
+  CHECK(h.session->tls_active());
+  // The session starts over: no HELO/EHLO known, so the smuggled MAIL (had the network
+  // layer kept it) would be refused; a fresh EHLO offers AUTH, not STARTTLS.
+  CHECK(h.send("MAIL FROM:<evil@x.example>\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  CHECK(h.send("EHLO c\r\n") == ehlo_head + "250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n");
+}
+
+TEST_CASE("STARTTLS forgets an earlier AUTH; TLS shows in Received and the log") {
+  SessionConfig c = plaintext_ok();
+  c.tls_available = true;
+  LoggedIn h(c);
+  h.send("STARTTLS\r\nRCPT TO:<x@y>\r\n");
+  REQUIRE(h.dropped.size() == 1);
+  CHECK(h.dropped[0] == "RCPT TO:<x@y>\r\n");
+  CHECK(h.session->authenticated_as().empty());
+  h.send("EHLO c\r\nMAIL FROM:<s@sender.example>\r\n");
+  CHECK(h.send("RCPT TO:<bob@remote.example>\r\n") == "550 5.7.1 Relaying denied\r\n");
+  h.send("RCPT TO:<alice@example.org>\r\nDATA\r\nx\r\n.\r\n");
+  REQUIRE(h.store.messages.size() == 1);
+  CHECK(h.store.messages[0].find("\tby mx.example.org (mailhost) with ESMTPS id ID1\n") != std::string::npos);
+  REQUIRE(h.log.size() == 2);  // the login, the transaction
+  CHECK(h.log[1].find(" tls=yes from=<s@sender.example> ") != std::string::npos);
+}
+
+// --- AUTH ----------------------------------------------------------------------------
+
+TEST_CASE("AUTH PLAIN with and without an initial response") {
+  {
+    Harness h(plaintext_ok());
+    h.send("EHLO c\r\n");
+    CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n") ==
+          "235 2.7.0 Authentication successful\r\n");
+    CHECK(h.session->authenticated_as() == "alice@example.org");
+    CHECK(h.authenticator.calls == std::vector<std::string>{"192.0.2.7 alice@example.org secret"});
+    CHECK(h.delay.count() == 0);
+    REQUIRE(h.log.size() == 1);
+    CHECK(h.log[0] == "client=192.0.2.7 tls=no auth=alice@example.org result=\"235 2.7.0 Authentication successful\"");
+  }
+  {
+    Harness h(plaintext_ok());
+    h.send("EHLO c\r\n");
+    CHECK(h.send("auth plain\r\n") == "334 \r\n");
+    CHECK(h.send(plain("alice@example.org", "secret", "alice@example.org") + "\r\n") ==
+          "235 2.7.0 Authentication successful\r\n");
+  }
+}
+
+TEST_CASE("AUTH LOGIN, also with the user name as initial response") {
+  Harness h(plaintext_ok());
+  h.send("EHLO c\r\n");
+  CHECK(h.send("AUTH LOGIN\r\n") == "334 VXNlcm5hbWU6\r\n");
+  CHECK(h.send(encode_base64("alice@example.org") + "\r\n") == "334 UGFzc3dvcmQ6\r\n");
+  CHECK(h.send(encode_base64("wrong") + "\r\n") == "535 5.7.8 Authentication credentials invalid\r\n");
+  CHECK(h.send("AUTH LOGIN " + encode_base64("alice@example.org") + "\r\n") == "334 UGFzc3dvcmQ6\r\n");
+  CHECK(h.send(encode_base64("secret") + "\r\n") == "235 2.7.0 Authentication successful\r\n");
+}
+
+TEST_CASE("AUTH failures: every reply") {
+  Harness h(plaintext_ok());
+  h.send("EHLO c\r\n");
+  SECTION("wrong password: 535 after the authenticator's delay, no login logged") {
+    CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "guess") + "\r\n") ==
+          "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(h.delay == std::chrono::milliseconds(2000));
+    REQUIRE(h.log.size() == 1);
+    CHECK(h.log[0] == "client=192.0.2.7 tls=no result=\"535 5.7.8 Authentication credentials invalid\" "
+                      "detail=\"wrong password\"");
+    CHECK(h.session->authenticated_as().empty());
+  }
+  SECTION("cancelled with *") {
+    CHECK(h.send("AUTH PLAIN\r\n*\r\n") == "334 \r\n501 5.0.0 Authentication cancelled\r\n");
+    CHECK(h.send("AUTH LOGIN\r\n" + encode_base64("alice@example.org") + "\r\n*\r\n") ==
+          "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n501 5.0.0 Authentication cancelled\r\n");
+    CHECK(h.authenticator.calls.empty());
+  }
+  SECTION("not base64") {
+    CHECK(h.send("AUTH PLAIN not*base64\r\n") == "501 5.5.2 Cannot decode response\r\n");
+    CHECK(h.send("AUTH PLAIN\r\nAGFsaWNl=\r\n") == "334 \r\n501 5.5.2 Cannot decode response\r\n");
+    CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");  // back to commands
+  }
+  SECTION("malformed PLAIN: someone else's authorization identity, no password") {
+    CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "secret", "bob@example.org") + "\r\n") ==
+          "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "") + "\r\n") ==
+          "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(h.send("AUTH PLAIN =\r\n") == "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(h.authenticator.calls.empty());
+  }
+  SECTION("unknown mechanism and syntax") {
+    CHECK(h.send("AUTH CRAM-MD5\r\n") == "504 5.5.4 Unrecognized authentication type\r\n");
+    CHECK(h.send("AUTH\r\n") == "501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n");
+    CHECK(h.send("AUTH PLAIN a b\r\n") == "501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n");
+  }
+  SECTION("suspended, throttled, temporary") {
+    AuthOutcome suspended;
+    suspended.kind = AuthOutcome::Kind::suspended;
+    h.authenticator.outcomes["off@example.org"] = suspended;
+    AuthOutcome temporary;
+    temporary.kind = AuthOutcome::Kind::temporary;
+    h.authenticator.outcomes["io@example.org"] = temporary;
+    AuthOutcome throttled;
+    throttled.kind = AuthOutcome::Kind::throttled;
+    throttled.delay = std::chrono::milliseconds(15000);
+    h.authenticator.outcomes["many@example.org"] = throttled;
+    CHECK(h.send("AUTH PLAIN " + plain("off@example.org", "x") + "\r\n") == "535 5.7.8 Account suspended\r\n");
+    CHECK(h.send("AUTH PLAIN " + plain("io@example.org", "x") + "\r\n") ==
+          "454 4.7.0 Temporary authentication failure\r\n");
+    CHECK(h.send("AUTH PLAIN " + plain("many@example.org", "x") + "\r\nNOOP\r\n") ==
+          "421 4.7.0 Too many failed authentications, closing connection\r\n");
+    CHECK(h.closed);
+    CHECK(h.delay == std::chrono::milliseconds(15000));
+  }
+  SECTION("a response line over 12288 octets") {
+    CHECK(h.send("AUTH PLAIN\r\n" + std::string(13000, 'A') + "\r\n") ==
+          "334 \r\n500 5.5.6 Authentication Exchange line is too long\r\n");
+  }
+}
+
+TEST_CASE("AUTH is refused in the clear, twice, before EHLO and inside a transaction") {
+  Harness clear;
+  clear.send("EHLO c\r\n");
+  CHECK(clear.send("AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n") ==
+        "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+  CHECK(clear.authenticator.calls.empty());
+  Harness early(plaintext_ok());
+  CHECK(early.send("AUTH PLAIN\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  LoggedIn h;
+  CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n") == "503 5.5.1 Already authenticated\r\n");
+  Harness tx(plaintext_ok());
+  tx.send("EHLO c\r\nMAIL FROM:<a@b>\r\n");
+  CHECK(tx.send("AUTH LOGIN\r\n") == "503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+TEST_CASE("a long AUTH line (511-byte password) is accepted; other long lines are not") {
+  Harness h(plaintext_ok());
+  const std::string password(511, 'p');
+  h.authenticator.passwords["alice@example.org"] = password;
+  h.send("EHLO c\r\n");
+  const std::string line = "AUTH PLAIN " + plain("alice@example.org", password) + "\r\n";
+  REQUIRE(line.size() > 512);
+  CHECK(h.send(line) == "235 2.7.0 Authentication successful\r\n");
+  CHECK(h.send("NOOP " + std::string(520, 'x') + "\r\n") == "500 5.5.2 Line too long\r\n");
+}
+
+TEST_CASE("pipelining: nothing after a complete AUTH is read before authenticate()") {
+  Harness h(plaintext_ok());
+  h.send("EHLO c\r\n");
+  const std::string auth_line = "AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n";
+  const std::string rest = "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@remote.example>\r\n";
+  Output o = h.session->feed(auth_line + rest);
+  CHECK(o.action == Action::authenticate);
+  CHECK(o.consumed == auth_line.size());
+  CHECK(o.replies.empty());
+  Output waiting = h.session->feed(rest);
+  CHECK(waiting.consumed == 0);
+  CHECK(waiting.action == Action::authenticate);
+  Output a = h.session->authenticate();
+  CHECK(a.replies == "235 2.7.0 Authentication successful\r\n");
+  // Now the relay is allowed: the pipelined MAIL/RCPT were judged as authenticated.
+  CHECK(h.send(rest) == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+}
+
+// --- authenticated clients -----------------------------------------------------------
+
+TEST_CASE("an authenticated client relays through the queue") {
+  LoggedIn h;
+  std::string r = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<Bob@Remote.Example>\r\n"
+                         "RCPT TO:<Bob@remote.example>\r\nDATA\r\nSubject: out\r\n\r\nhi\r\n.\r\n");
+  CHECK(r == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+             "250 2.0.0 Ok: queued as ID1\r\n");
+  REQUIRE(h.store.envelopes.size() == 1);
+  CHECK(h.store.envelopes[0].remote == std::vector<std::string>{"Bob@remote.example"});
+  CHECK(h.store.envelopes[0].local.empty());
+  CHECK(h.store.envelopes[0].auth == "alice@example.org");
+  CHECK(h.store.envelopes[0].sender == "alice@example.org");
+  REQUIRE(h.store.queued.size() == 1);
+  CHECK(h.store.queued[0] ==
+        "Return-Path: <alice@example.org>\n"
+        "Received: from c (unknown [192.0.2.7])\n"
+        "\tby mx.example.org (mailhost) with ESMTPA id ID1\n"
+        "\tfor <Bob@remote.example>; Thu, 28 Nov 2024 03:40:00 +0000\n"
+        "Subject: out\n\nhi\n");
+  REQUIRE(h.log.size() == 2);
+  CHECK(h.log[1] == "client=192.0.2.7 helo=\"c\" tls=no auth=alice@example.org from=<alice@example.org> "
+                    "to=<Bob@remote.example> size=20 id=ID1 result=\"250 2.0.0 Ok: queued as ID1\" "
+                    "queued=Bob@remote.example:Q1");
+}
+
+TEST_CASE("local and remote recipients in one message") {
+  SECTION("stored for both") {
+    LoggedIn h;
+    std::string r = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+                           "RCPT TO:<carol@remote.example>\r\nDATA\r\nx\r\n.\r\n");
+    CHECK(r.substr(r.find("354") + 37) == "250 2.0.0 Ok: queued as ID1\r\n");
+    REQUIRE(h.store.envelopes.size() == 1);
+    CHECK(h.store.envelopes[0].local == std::vector<std::string>{"bob@example.org"});
+    CHECK(h.store.envelopes[0].remote == std::vector<std::string>{"carol@remote.example"});
+    REQUIRE(h.store.messages.size() == 1);
+    CHECK(h.store.messages[0].find("Delivered-To") == std::string::npos);
+    CHECK(h.store.messages[0].find("\tfor <") == std::string::npos);
+    CHECK(h.store.queued.size() == 1);
+  }
+  SECTION("a local temporary failure: 451, and nothing stays queued") {
+    LoggedIn h;
+    h.store.outcome["bob@example.org"] = DeliveryResult::Status::temporary;
+    std::string r = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+                           "RCPT TO:<carol@remote.example>\r\nDATA\r\nx\r\n.\r\n");
+    CHECK(r.substr(r.find("354") + 37) == "451 4.3.0 Error: local delivery failed, try again later\r\n");
+    CHECK(h.store.queued.empty());
+  }
+  SECTION("one local recipient over quota, the remote one queued: 250 naming the one left out") {
+    LoggedIn q;
+    q.store.outcome["bob@example.org"] = DeliveryResult::Status::over_quota;
+    std::string r = q.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+               "RCPT TO:<carol@remote.example>\r\nDATA\r\nx\r\n.\r\n");
+    CHECK(r.substr(r.find("354") + 37) ==
+          "250-2.0.0 <bob@example.org>: Disk quota exceeded, not delivered\r\n250 2.0.0 Ok: queued as ID1\r\n");
+  }
+}
+
+TEST_CASE("an authenticated sender must use its own domain; never the null sender") {
+  LoggedIn h;
+  CHECK(h.send("MAIL FROM:<bob@other.example>\r\n") ==
+        "553 5.7.1 <bob@other.example>: Sender address rejected: not owned by user alice@example.org\r\n");
+  CHECK(h.send("MAIL FROM:<>\r\n") == "553 5.7.1 <>: Sender address rejected: not owned by user alice@example.org\r\n");
+  CHECK(h.send("MAIL FROM:<Info@EXAMPLE.org>\r\n") == "250 2.1.0 Ok\r\n");  // any user of the domain
+  SessionConfig c = plaintext_ok();
+  c.sender_must_match_domain = false;
+  LoggedIn free(c);
+  CHECK(free.send("MAIL FROM:<bob@other.example>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(free.send("RSET\r\nMAIL FROM:<>\r\n") ==
+        "250 2.0.0 Ok\r\n553 5.7.1 <>: Sender address rejected: not owned by user alice@example.org\r\n");
+}
+
+TEST_CASE("the account's sending state is asked at every MAIL") {
+  LoggedIn h;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRSET\r\n") == "250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n");
+  SenderState st;
+  st.kind = SenderState::Kind::sending_suspended;
+  st.reason = "sent 5000 messages in an hour\r\n421 fake";
+  h.store.senders["alice@example.org"] = st;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") ==
+        "550 5.7.1 Sending suspended for alice@example.org: sent 5000 messages in an hour??421 fake "
+        "(ask your administrator: mh-user resume --sending)\r\n");
+  h.store.senders["alice@example.org"].reason = "";
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") ==
+        "550 5.7.1 Sending suspended for alice@example.org (ask your administrator: mh-user resume --sending)\r\n");
+  h.store.senders["alice@example.org"].kind = SenderState::Kind::disabled;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == "550 5.7.1 Account suspended: alice@example.org\r\n");
+  h.store.senders["alice@example.org"].kind = SenderState::Kind::temporary;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == "451 4.3.0 Temporary lookup failure, try again later\r\n");
+}
+
+TEST_CASE("submission requires AUTH before MAIL") {
+  SessionConfig c = plaintext_ok();
+  c.submission = true;
+  Harness h(c);
+  h.send("EHLO c\r\n");
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == "530 5.7.0 Authentication required\r\n");
+  CHECK(h.send("AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\nMAIL FROM:<alice@example.org>\r\n") ==
+        "235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n");
+}
+
+TEST_CASE("the FCrDNS verdict is not consulted for authenticated clients") {
+  LoggedIn h;
+  h.session->set_verdict({ClientVerdict::Kind::rejected, "550 5.7.1 Relaying denied. IP name lookup failed", "", ""});
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n") == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+}
+
+TEST_CASE("the recipient limit counts local and remote recipients together") {
+  SessionConfig c = plaintext_ok();
+  c.max_recipients = 3;
+  LoggedIn h(c);
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<x@remote.example>\r\n"
+               "RCPT TO:<y@remote.example>\r\nRCPT TO:<z@remote.example>\r\nRCPT TO:<alice@example.org>\r\n") ==
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Too many recipients\r\n"
+        "452 4.5.3 Too many recipients\r\n");
+}
+
+TEST_CASE("random input with AUTH and STARTTLS never breaks the session") {
+  std::mt19937 rng(54321);
+  const std::string pieces[] = {"EHLO x\r\n", "MAIL FROM:<alice@example.org>\r\n", "RCPT TO:<a@remote.example>\r\n",
+                                "DATA\r\n", ".\r\n", "\r\n", "\n", "*\r\n", "AUTH PLAIN\r\n", "AUTH LOGIN\r\n",
+                                "STARTTLS\r\n", plain("alice@example.org", "secret") + "\r\n", "=\r\n",
+                                "AUTH PLAIN " + plain("alice@example.org", "secret") + "\r\n", "x", "RSET\r\n"};
+  for (int round = 0; round < 2000; ++round) {
+    SessionConfig c = plaintext_ok();
+    c.tls_available = true;
+    c.submission = round % 2 == 0;
+    Harness h(c);
+    h.tls_handshake = round % 3 != 0;
+    std::string in;
+    int n = static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      if (rng() % 5 == 0) in += static_cast<char>(rng() % 256);
+      else in += pieces[rng() % std::size(pieces)];
+    }
+    std::string replies = h.send(in);
     std::size_t pos = 0;
     while (pos < replies.size()) {
       auto end = replies.find("\r\n", pos);

@@ -1,14 +1,23 @@
 // spool_backend.cc — recipient lookup and delivery through libspool.
+// Order of a delivery with local and remote recipients (250 only after both are durable):
+//   1. the message is complete and fsynced in the first local Maildir's tmp/
+//   2. it is hard-linked into the queue and its .env committed (queue.h) — still locked
+//   3. spool::deliver() links it into every local new/ and fsyncs
+//   4. if a local Maildir failed temporarily, the queue entry is withdrawn (the client
+//      will resend to everyone, remote recipients must not get it twice); else the lock
+//      is released and the runner may take it.
 #include "smtp/spool_backend.h"
 
 #include <spool/accounts.h>
 #include <spool/delivery.h>
 #include <spool/error.h>
+#include <spool/queue.h>
 #include <spool/quota.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 namespace mh::smtp {
 namespace {
@@ -25,35 +34,95 @@ RecipientCheck verdict(Kind kind, std::string canonical = {}, std::string detail
 
 class SpoolSink : public MessageSink {
 public:
-  SpoolSink(const spool::Layout& layout, spool::PendingMessage message, std::vector<spool::Address> recipients)
-      : layout_(layout), message_(std::move(message)), recipients_(std::move(recipients)) {}
+  // Local recipients: stream into the first one's Maildir (local non-empty).
+  SpoolSink(const spool::Layout& layout, spool::PendingMessage message, std::vector<spool::Address> local,
+            Envelope envelope, std::int64_t now)
+      : layout_(layout), message_(std::move(message)), local_(std::move(local)), envelope_(std::move(envelope)),
+        now_(now) {}
+  // Remote recipients only: stream into the queue.
+  SpoolSink(const spool::Layout& layout, spool::QueueMessage queued, Envelope envelope, std::int64_t now)
+      : layout_(layout), queued_(std::move(queued)), envelope_(std::move(envelope)), now_(now) {}
 
-  void append(std::string_view bytes) override { message_.append(bytes); }
+  void append(std::string_view bytes) override {
+    if (message_) message_->append(bytes);
+    else queued_->append(bytes);
+  }
 
   std::vector<DeliveryResult> deliver() override {
-    std::vector<DeliveryResult> out;
-    for (const auto& o : spool::deliver(layout_, message_, recipients_)) {
-      DeliveryResult r;
-      r.recipient = o.recipient.str();
-      r.detail = o.detail;
-      r.uidl = o.uidl;
-      switch (o.status) {
-      case spool::DeliveryOutcome::Status::delivered: r.status = DeliveryResult::Status::delivered; break;
-      case spool::DeliveryOutcome::Status::over_quota: r.status = DeliveryResult::Status::over_quota; break;
-      case spool::DeliveryOutcome::Status::no_account: r.status = DeliveryResult::Status::no_account; break;
-      case spool::DeliveryOutcome::Status::failed_temporary: r.status = DeliveryResult::Status::temporary; break;
+    if (!envelope_.remote.empty()) {
+      if (message_) {
+        message_->finish();  // step 1: the one data fsync
+        queued_ = spool::QueueMessage::adopt(layout_, message_->tmp_path());
       }
-      out.push_back(std::move(r));
+      queued_->commit(queue_envelope());  // step 2; throws → 451 for everyone
+    }
+    std::vector<DeliveryResult> out;
+    bool temporary = false;
+    if (message_) {
+      std::vector<spool::DeliveryOutcome> outcomes;
+      try {
+        outcomes = spool::deliver(layout_, *message_, local_);  // step 3
+      } catch (...) {
+        if (queued_) queued_->withdraw();  // the client will send again, to everyone
+        throw;
+      }
+      for (const auto& o : outcomes) {
+        DeliveryResult r;
+        r.recipient = o.recipient.str();
+        r.detail = o.detail;
+        r.uidl = o.uidl;
+        switch (o.status) {
+        case spool::DeliveryOutcome::Status::delivered: r.status = DeliveryResult::Status::delivered; break;
+        case spool::DeliveryOutcome::Status::over_quota: r.status = DeliveryResult::Status::over_quota; break;
+        case spool::DeliveryOutcome::Status::no_account: r.status = DeliveryResult::Status::no_account; break;
+        case spool::DeliveryOutcome::Status::failed_temporary:
+          r.status = DeliveryResult::Status::temporary;
+          temporary = true;
+          break;
+        }
+        out.push_back(std::move(r));
+      }
+    }
+    if (queued_) {
+      // Step 4. A withdrawal that fails leaves the entry queued: a duplicate for the
+      // remote recipients on the client's retry, never a loss.
+      const bool withdrawn = temporary && queued_->withdraw();
+      for (const auto& rcpt : envelope_.remote) {
+        DeliveryResult r;
+        r.recipient = rcpt;
+        r.uidl = queued_->id();
+        r.status = withdrawn ? DeliveryResult::Status::temporary : DeliveryResult::Status::queued;
+        r.detail = withdrawn ? "queue entry " + queued_->id() + " withdrawn: a local delivery failed"
+                             : "queued as " + queued_->id();
+        out.push_back(std::move(r));
+      }
+      queued_->release();
     }
     return out;
   }
 
-  void abort() noexcept override { message_.abort(); }
+  void abort() noexcept override {
+    if (message_) message_->abort();
+    if (queued_) queued_->abort();
+  }
 
 private:
+  spool::QueueEnvelope queue_envelope() const {
+    spool::QueueEnvelope e;
+    e.sender = envelope_.sender;
+    e.recipients = envelope_.remote;
+    e.auth = envelope_.auth;
+    e.created = now_;
+    e.next_attempt = now_;
+    return e;
+  }
+
   const spool::Layout& layout_;
-  spool::PendingMessage message_;
-  std::vector<spool::Address> recipients_;
+  std::optional<spool::PendingMessage> message_;
+  std::optional<spool::QueueMessage> queued_;
+  std::vector<spool::Address> local_;
+  Envelope envelope_;
+  std::int64_t now_;
 };
 
 } // namespace
@@ -95,14 +164,40 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
   }
 }
 
-std::unique_ptr<MessageSink> SpoolBackend::begin_message(const std::vector<std::string>& recipients) {
-  std::vector<spool::Address> addresses;
-  for (const auto& r : recipients) addresses.push_back(spool::Address::parse(r));
-  if (addresses.empty()) throw spool::Error(spool::Errc::other, "no recipients");
+std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelope) {
+  std::vector<spool::Address> local;
+  for (const auto& r : envelope.local) local.push_back(spool::Address::parse(r));
+  if (local.empty() && envelope.remote.empty()) throw spool::Error(spool::Errc::other, "no recipients");
+  if (local.empty())
+    return std::make_unique<SpoolSink>(layout_, spool::QueueMessage::begin(layout_), envelope, now());
   // The tmp file lives in the first recipient's Maildir, so the link into each new/ is on
   // the same file system in the common case (deliver() copies on EXDEV).
-  auto message = spool::PendingMessage::begin(layout_.maildir(addresses.front()));
-  return std::make_unique<SpoolSink>(layout_, std::move(message), std::move(addresses));
+  layout_.verify_no_symlinks(layout_.maildir(local.front()) / "tmp");
+  auto message = spool::PendingMessage::begin(layout_.maildir(local.front()));
+  return std::make_unique<SpoolSink>(layout_, std::move(message), std::move(local), envelope, now());
+}
+
+SenderState SpoolBackend::sender_state(std::string_view account) {
+  SenderState st;
+  try {
+    const spool::Address address = spool::Address::parse(account);
+    const spool::AccountConfig a = spool::read_account(layout_, address);
+    if (a.suspended || spool::read_domain(layout_, address.domain()).suspended) {
+      st.kind = SenderState::Kind::disabled;
+      st.detail = "account or domain suspended";
+    } else if (a.sending_suspended) {
+      st.kind = SenderState::Kind::sending_suspended;
+      st.reason = a.sending_reason;
+    } else {
+      st.kind = SenderState::Kind::active;
+    }
+  } catch (const spool::Error& e) {
+    const bool gone = e.code() == spool::Errc::no_account || e.code() == spool::Errc::no_domain ||
+                      e.code() == spool::Errc::invalid_input;
+    st.kind = gone ? SenderState::Kind::disabled : SenderState::Kind::temporary;
+    st.detail = e.what();
+  }
+  return st;
 }
 
 std::string SpoolBackend::new_message_id() {

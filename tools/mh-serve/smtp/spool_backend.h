@@ -1,8 +1,11 @@
 // spool_backend.h — MailBackend over libspool: recipients are looked up in the spool at
 // every RCPT (cheap: a directory check and two small YAML files), so accounts, domains,
 // suspensions and quota changed by the tools count for the very next command without a
-// reload. Messages stream into a spool::PendingMessage in the first recipient's
-// Maildir/tmp and are hard-linked to every recipient by spool::deliver(). Thread-safe:
+// reload. Messages stream into a spool::PendingMessage in the first local recipient's
+// Maildir/tmp and are hard-linked to every recipient by spool::deliver(); remote
+// recipients (authenticated relay) get the same file hard-linked into the outbound queue
+// (spool/queue.h) — or, with no local recipient, the message streams straight into
+// queue/tmp/. Never more than a write buffer of a message is in memory. Thread-safe:
 // one instance serves all sessions.
 #pragma once
 
@@ -19,7 +22,8 @@ public:
   explicit SpoolBackend(spool::Layout layout) : layout_(std::move(layout)) {}
 
   RecipientCheck check_recipient(std::string_view mailbox, std::uint64_t size_hint) override;
-  std::unique_ptr<MessageSink> begin_message(const std::vector<std::string>& recipients) override;
+  std::unique_ptr<MessageSink> begin_message(const Envelope& envelope) override;
+  SenderState sender_state(std::string_view account) override;
   std::string new_message_id() override;
   std::int64_t now() override;
 

@@ -40,12 +40,15 @@ std::string trace_headers(const TraceInfo& t) {
   h += "Received: from " + sanitize_for_header(t.helo) + " (" +
        (t.client_rdns.empty() ? std::string("unknown") : sanitize_for_header(t.client_rdns)) + " " +
        address_literal(t.client_ip) + ")\n";
-  h += "\tby " + t.hostname + " (mailhost) with " + (t.esmtp ? "ESMTP" : "SMTP") + " id " + t.id;
+  // RFC 3848 §2: ESMTP + "S" (TLS) + "A" (AUTH); plain SMTP has no such variants.
+  std::string with = t.esmtp ? std::string("ESMTP") + (t.tls ? "S" : "") + (t.authenticated ? "A" : "") : "SMTP";
+  h += "\tby " + t.hostname + " (mailhost) with " + with + " id " + t.id;
   // Like Postfix, name the recipient only when there is exactly one: with several, the
   // list would disclose Bcc recipients to each other.
   if (t.recipients.size() == 1) h += "\n\tfor <" + t.recipients.front() + ">";
   h += "; " + rfc5322_date(t.time) + "\n";
-  if (t.recipients.size() == 1) h += "Delivered-To: " + t.recipients.front() + "\n";
+  // Delivered-To marks the final delivery (loop detection); a relayed copy is not one.
+  if (t.recipients.size() == 1 && !t.relayed) h += "Delivered-To: " + t.recipients.front() + "\n";
   return h;
 }
 

@@ -1,0 +1,551 @@
+// queue.cc — the outbound queue's files. On-disk states of one entry, in order (a crash
+// in any of them is safe; nothing before state 4 has been acknowledged):
+//   1. tmp/<id>             being written, locked; invisible (or: a Maildir tmp/ file
+//                           being written, for adopt())
+//   2. tmp/<id> fsynced     still invisible
+//   3. <id>.msg             linked into queue/ (tmp name unlinked), still locked; not
+//                           listed: no .env yet
+//   4. <id>.env             written atomically, queue/ fsynced: committed, durable,
+//                           listed; the writer may still withdraw it while it holds the lock
+//   5. lock released        the runner may claim it
+// Removal goes the other way: .env first (the entry stops existing), then .msg.
+#include "spool/queue.h"
+
+#include "spool/atomic_file.h"
+#include "spool/error.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <map>
+
+namespace spool {
+namespace {
+
+constexpr std::size_t write_buffer_size = 64 * 1024;
+constexpr std::size_t max_value_length = 998;  // RFC 5322's line limit; addresses are ≤ 254
+
+fs::path tmp_dir(const Layout& l) { return l.queue_dir() / "tmp"; }
+fs::path msg_path(const Layout& l, std::string_view id) { return l.queue_dir() / (std::string(id) + ".msg"); }
+fs::path env_path(const Layout& l, std::string_view id) { return l.queue_dir() / (std::string(id) + ".env"); }
+
+bool try_lock(int fd) { return ::flock(fd, LOCK_EX | LOCK_NB) == 0; }
+
+void close_fd(int& fd) noexcept {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+void ensure_tmp_dir(const Layout& layout) {
+  layout.verify_no_symlinks(tmp_dir(layout));
+  if (::mkdir(layout.queue_dir().c_str(), 0750) != 0 && errno != EEXIST)
+    throw_errno("cannot create directory", layout.queue_dir(), errno);
+  if (::mkdir(tmp_dir(layout).c_str(), 0750) != 0 && errno != EEXIST)
+    throw_errno("cannot create directory", tmp_dir(layout), errno);
+}
+
+// Creates tmp/<id> exclusively and locks it (nobody else can know the name yet).
+int create_locked(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw_errno("cannot create", p, errno);
+  if (!try_lock(fd)) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(p.c_str());
+    throw_errno("cannot lock", p, err);
+  }
+  return fd;
+}
+
+void fsync_or_throw(int fd, const fs::path& p) {
+  if (::fsync(fd) != 0) throw_errno("cannot fsync", p, errno);
+}
+
+// Copies `source` into a new locked tmp/ file (link across file systems is impossible).
+int copy_locked(const fs::path& source, const fs::path& target) {
+  int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) throw_errno("cannot open", source, errno);
+  int out = -1;
+  try {
+    out = create_locked(target);
+    char buf[write_buffer_size];
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("cannot read", source, errno);
+      if (n == 0) break;
+      write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), target);
+    }
+    fsync_or_throw(out, target);
+  } catch (...) {
+    if (out >= 0) {
+      ::close(out);
+      ::unlink(target.c_str());
+    }
+    ::close(in);
+    throw;
+  }
+  ::close(in);
+  return out;
+}
+
+struct DirEntry {
+  std::string name;
+  unsigned char type;
+};
+
+std::vector<DirEntry> read_entries(const fs::path& dir, bool with_dot_files) {
+  std::vector<DirEntry> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    throw_errno("cannot read directory", dir, errno);
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (n[0] == '.' && !with_dot_files) continue;
+    out.push_back({std::string(n), e->d_type});
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) throw_errno("cannot read directory", dir, err);
+  return out;
+}
+
+bool regular_file(const fs::path& p, struct stat* out = nullptr) {
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) return false;
+  if (out) *out = st;
+  return S_ISREG(st.st_mode);
+}
+
+// "<id>.msg" → "<id>" when the id is valid; empty otherwise.
+std::string id_of(std::string_view name, std::string_view suffix) {
+  if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix) return {};
+  std::string_view id = name.substr(0, name.size() - suffix.size());
+  return queue_id_ok(id) ? std::string(id) : std::string();
+}
+
+// --- the .env line format -------------------------------------------------------------
+
+[[noreturn]] void bad_env(const fs::path& file, int line, const std::string& what) {
+  throw Error(Errc::bad_config, file.string() + ":" + std::to_string(line) + ": " + what);
+}
+
+template <class Int>
+Int parse_int(const fs::path& file, int line, std::string_view key, std::string_view value) {
+  Int v{};
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || value.empty())
+    bad_env(file, line, "key '" + std::string(key) + "': '" + std::string(value) + "' is not a number");
+  return v;
+}
+
+QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id, std::string_view text) {
+  if (text.size() > max_queue_env_size) bad_env(file, 1, "file is larger than " + std::to_string(max_queue_env_size) + " bytes");
+  if (!text.empty() && text.back() != '\n') bad_env(file, 1, "last line is not complete");
+  QueueEnvelope e;
+  std::map<std::string, int> seen;  // key → line, for duplicates and required keys
+  int line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const auto eol = text.find('\n');
+    const std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol + 1);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) bad_env(file, line_no, "expected 'key: value'");
+    const std::string key(line.substr(0, colon));
+    std::string_view value = line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (!queue_value_ok(value)) bad_env(file, line_no, "key '" + key + "': value has forbidden characters");
+    if (line_no == 1 && key != "format") bad_env(file, line_no, "the first line must be 'format: 1'");
+    if (key != "recipient" && !seen.emplace(key, line_no).second)
+      bad_env(file, line_no, "key '" + key + "' given twice");
+    if (key == "format") {
+      if (parse_int<int>(file, line_no, key, value) != queue_format)
+        bad_env(file, line_no, "key 'format': version " + std::string(value) + " is not known");
+    } else if (key == "id") {
+      if (value != expected_id) bad_env(file, line_no, "key 'id': '" + std::string(value) + "' does not match the file name");
+      e.id = std::string(value);
+    } else if (key == "created") {
+      e.created = parse_int<std::int64_t>(file, line_no, key, value);
+    } else if (key == "sender") {
+      e.sender = std::string(value);
+    } else if (key == "auth") {
+      e.auth = std::string(value);
+    } else if (key == "attempts") {
+      e.attempts = parse_int<std::uint32_t>(file, line_no, key, value);
+    } else if (key == "next_attempt") {
+      e.next_attempt = parse_int<std::int64_t>(file, line_no, key, value);
+    } else if (key == "last_error") {
+      e.last_error = std::string(value);
+    } else if (key == "recipient") {
+      if (value.empty()) bad_env(file, line_no, "key 'recipient': empty");
+      if (e.recipients.size() >= max_queue_recipients)
+        bad_env(file, line_no, "more than " + std::to_string(max_queue_recipients) + " recipients");
+      e.recipients.emplace_back(value);
+    } else {
+      bad_env(file, line_no, "unknown key '" + key + "'");
+    }
+  }
+  for (const char* required : {"format", "id", "created", "sender", "attempts", "next_attempt"})
+    if (!seen.count(required)) bad_env(file, line_no, "required key '" + std::string(required) + "' is missing");
+  if (e.recipients.empty()) bad_env(file, line_no, "no 'recipient' line");
+  return e;
+}
+
+void check_envelope(const QueueEnvelope& e) {
+  if (e.recipients.empty()) throw Error(Errc::invalid_input, "queue entry without recipients");
+  if (e.recipients.size() > max_queue_recipients) throw Error(Errc::invalid_input, "too many recipients for one queue entry");
+  for (const std::string* v : {&e.sender, &e.auth, &e.last_error})
+    if (!queue_value_ok(*v)) throw Error(Errc::invalid_input, "queue envelope value has forbidden characters");
+  for (const auto& r : e.recipients)
+    if (r.empty() || !queue_value_ok(r)) throw Error(Errc::invalid_input, "bad queue recipient");
+}
+
+} // namespace
+
+bool queue_id_ok(std::string_view id) {
+  if (id.empty() || id.size() > max_queue_id_length) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  });
+}
+
+bool queue_value_ok(std::string_view value) {
+  if (value.size() > max_value_length) return false;
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+std::string new_queue_id() {
+  static std::atomic<unsigned long> counter{0};
+  struct timeval tv;
+  ::gettimeofday(&tv, nullptr);
+  std::uint32_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = static_cast<std::uint32_t>(::getpid()) * 2654435761u;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%llX%05lXP%lXQ%lXR%08X", static_cast<unsigned long long>(tv.tv_sec),
+                static_cast<unsigned long>(tv.tv_usec), static_cast<unsigned long>(::getpid()),
+                counter.fetch_add(1) + 1, r);
+  return buf;
+}
+
+std::string format_queue_envelope(const QueueEnvelope& e) {
+  std::string out = "format: " + std::to_string(queue_format) + "\n";
+  out += "id: " + e.id + "\n";
+  out += "created: " + std::to_string(e.created) + "\n";
+  out += "sender: " + e.sender + "\n";
+  if (!e.auth.empty()) out += "auth: " + e.auth + "\n";
+  out += "attempts: " + std::to_string(e.attempts) + "\n";
+  out += "next_attempt: " + std::to_string(e.next_attempt) + "\n";
+  if (!e.last_error.empty()) out += "last_error: " + e.last_error + "\n";
+  for (const auto& r : e.recipients) out += "recipient: " + r + "\n";
+  return out;
+}
+
+// --- QueueMessage -------------------------------------------------------------------
+
+QueueMessage QueueMessage::begin(const Layout& layout) {
+  ensure_tmp_dir(layout);
+  QueueMessage m;
+  m.layout_ = &layout;
+  m.id_ = new_queue_id();
+  m.tmp_path_ = tmp_dir(layout) / m.id_;
+  m.fd_ = create_locked(m.tmp_path_);
+  m.buffer_.reserve(write_buffer_size);
+  return m;
+}
+
+QueueMessage QueueMessage::adopt(const Layout& layout, const fs::path& complete_file) {
+  ensure_tmp_dir(layout);
+  QueueMessage m;
+  m.layout_ = &layout;
+  m.id_ = new_queue_id();
+  m.adopted_ = complete_file;
+  m.fd_ = ::open(complete_file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (m.fd_ < 0) throw_errno("cannot open", complete_file, errno);
+  // Lock before the file gets its queue name, so no runner or sweep can take it first.
+  if (!try_lock(m.fd_)) throw_errno("cannot lock", complete_file, errno);
+  struct stat st;
+  if (::fstat(m.fd_, &st) != 0) throw_errno("cannot inspect", complete_file, errno);
+  m.size_ = static_cast<std::uint64_t>(st.st_size);
+  return m;
+}
+
+QueueMessage::QueueMessage(QueueMessage&& o) noexcept
+    : layout_(o.layout_), id_(std::move(o.id_)), tmp_path_(std::move(o.tmp_path_)), adopted_(std::move(o.adopted_)),
+      buffer_(std::move(o.buffer_)), size_(o.size_), fd_(o.fd_), committed_(o.committed_) {
+  o.fd_ = -1;
+  o.tmp_path_.clear();
+  o.committed_ = true;  // the moved-from object owns nothing to abort
+}
+
+QueueMessage& QueueMessage::operator=(QueueMessage&& o) noexcept {
+  if (this != &o) {
+    if (!committed_) abort();
+    release();
+    layout_ = o.layout_;
+    id_ = std::move(o.id_);
+    tmp_path_ = std::move(o.tmp_path_);
+    adopted_ = std::move(o.adopted_);
+    buffer_ = std::move(o.buffer_);
+    size_ = o.size_;
+    fd_ = o.fd_;
+    committed_ = o.committed_;
+    o.fd_ = -1;
+    o.tmp_path_.clear();
+    o.committed_ = true;
+  }
+  return *this;
+}
+
+QueueMessage::~QueueMessage() {
+  if (!committed_) abort();
+  release();
+}
+
+void QueueMessage::abort() noexcept {
+  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  tmp_path_.clear();
+  buffer_.clear();
+  close_fd(fd_);
+}
+
+void QueueMessage::release() noexcept { close_fd(fd_); }
+
+void QueueMessage::append(std::string_view bytes) {
+  if (fd_ < 0 || committed_ || !adopted_.empty()) throw Error(Errc::other, "queue message is not open for writing");
+  size_ += bytes.size();
+  if (buffer_.size() + bytes.size() < write_buffer_size) {
+    buffer_.append(bytes);
+    return;
+  }
+  flush_buffer();
+  if (bytes.size() >= write_buffer_size) {
+    try {
+      write_all(fd_, bytes, tmp_path_);
+    } catch (...) {
+      abort();
+      throw;
+    }
+  } else {
+    buffer_.append(bytes);
+  }
+}
+
+void QueueMessage::flush_buffer() {
+  try {
+    write_all(fd_, buffer_, tmp_path_);
+  } catch (...) {
+    abort();  // disk full: nothing may stay behind in tmp/
+    throw;
+  }
+  buffer_.clear();
+}
+
+void QueueMessage::commit(QueueEnvelope envelope) {
+  if (committed_ || fd_ < 0) throw Error(Errc::other, "queue message was already committed or aborted");
+  envelope.id = id_;
+  try {
+    check_envelope(envelope);
+  } catch (...) {
+    abort();
+    throw;
+  }
+  const fs::path msg = msg_path(*layout_, id_);
+  const fs::path env = env_path(*layout_, id_);
+  bool linked = false;
+  try {
+    if (adopted_.empty()) {
+      flush_buffer();
+      fsync_or_throw(fd_, tmp_path_);
+    } else if (::link(adopted_.c_str(), msg.c_str()) == 0) {
+      linked = true;  // the adopted file was fsynced by its writer (PendingMessage::finish)
+    } else if (errno == EXDEV) {
+      // Another file system: our own copy, locked, then on as if streamed here.
+      tmp_path_ = tmp_dir(*layout_) / id_;
+      int copy = copy_locked(adopted_, tmp_path_);
+      close_fd(fd_);
+      fd_ = copy;
+    } else {
+      throw_errno("cannot link message into", msg, errno);
+    }
+    if (!linked) {
+      // link, not rename: an existing entry of the same id is never replaced.
+      if (::link(tmp_path_.c_str(), msg.c_str()) != 0) throw_errno("cannot link message into", msg, errno);
+      linked = true;
+      ::unlink(tmp_path_.c_str());
+      tmp_path_.clear();
+    }
+    // The commit point: temp + fsync + rename + fsync of queue/, which also makes the
+    // .msg link above durable (same directory).
+    write_file_atomic(env, format_queue_envelope(envelope), 0640);
+  } catch (...) {
+    if (linked) ::unlink(msg.c_str());
+    abort();
+    throw;
+  }
+  committed_ = true;
+}
+
+bool QueueMessage::withdraw() noexcept {
+  if (!committed_ || fd_ < 0 || !layout_) return false;  // only the lock holder may
+  const fs::path env = env_path(*layout_, id_);
+  if (::unlink(env.c_str()) != 0 && errno != ENOENT) return false;
+  ::unlink(msg_path(*layout_, id_).c_str());
+  try {
+    fsync_directory(layout_->queue_dir());
+  } catch (const Error&) {
+    // Not durable: after a crash the .env may come back; then the entry is delivered
+    // once more (a duplicate), never lost.
+  }
+  release();
+  return true;
+}
+
+// --- listing and reading ---------------------------------------------------------------
+
+std::vector<std::string> list_queue(const Layout& layout) {
+  layout.verify_no_symlinks(layout.queue_dir());
+  std::vector<std::string> out;
+  for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/false)) {
+    std::string id = id_of(e.name, ".env");
+    if (id.empty()) continue;
+    if (regular_file(env_path(layout, id)) && regular_file(msg_path(layout, id))) out.push_back(std::move(id));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+QueueEnvelope load_queue_entry(const Layout& layout, std::string_view id) {
+  if (!queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + std::string(id.substr(0, 80)));
+  const fs::path file = env_path(layout, id);
+  layout.verify_no_symlinks(file);
+  auto text = read_file_if_exists(file);
+  if (!text) throw Error(Errc::other, "no such queue entry: " + std::string(id));
+  return parse_envelope(file, id, *text);
+}
+
+// --- QueueClaim -----------------------------------------------------------------------
+
+std::optional<QueueClaim> QueueClaim::try_claim(const Layout& layout, std::string_view id) {
+  if (!queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + std::string(id.substr(0, 80)));
+  const fs::path msg = msg_path(layout, id);
+  layout.verify_no_symlinks(msg);
+  QueueClaim c;
+  c.layout_ = &layout;
+  c.fd_ = ::open(msg.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (c.fd_ < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("cannot open", msg, errno);
+  }
+  if (!try_lock(c.fd_)) {
+    if (errno == EWOULDBLOCK) return std::nullopt;
+    throw_errno("cannot lock", msg, errno);
+  }
+  // Removed between open and lock (by a runner that finished it): not ours to deliver.
+  struct stat held, now;
+  if (::fstat(c.fd_, &held) != 0 || held.st_nlink == 0) return std::nullopt;
+  if (::lstat(msg.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) return std::nullopt;
+  const fs::path env = env_path(layout, id);
+  if (!regular_file(env)) return std::nullopt;  // not committed (or half removed)
+  c.envelope_ = load_queue_entry(layout, id);
+  return c;
+}
+
+QueueClaim::QueueClaim(QueueClaim&& o) noexcept : layout_(o.layout_), envelope_(std::move(o.envelope_)), fd_(o.fd_) {
+  o.fd_ = -1;
+}
+
+QueueClaim& QueueClaim::operator=(QueueClaim&& o) noexcept {
+  if (this != &o) {
+    close_fd(fd_);
+    layout_ = o.layout_;
+    envelope_ = std::move(o.envelope_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+QueueClaim::~QueueClaim() { close_fd(fd_); }
+
+fs::path QueueClaim::message_path() const { return msg_path(*layout_, envelope_.id); }
+
+void QueueClaim::update(QueueEnvelope envelope) {
+  if (fd_ < 0) throw Error(Errc::other, "queue entry is no longer claimed");
+  envelope.id = envelope_.id;
+  check_envelope(envelope);
+  write_file_atomic(env_path(*layout_, envelope.id), format_queue_envelope(envelope), 0640);
+  envelope_ = std::move(envelope);
+}
+
+void QueueClaim::remove() {
+  if (fd_ < 0) throw Error(Errc::other, "queue entry is no longer claimed");
+  const fs::path env = env_path(*layout_, envelope_.id);
+  if (::unlink(env.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", env, errno);
+  const fs::path msg = message_path();
+  if (::unlink(msg.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", msg, errno);
+  fsync_directory(layout_->queue_dir());
+  close_fd(fd_);
+}
+
+// --- sweeping -------------------------------------------------------------------------
+
+QueueSweep sweep_queue(const Layout& layout, std::int64_t now) {
+  QueueSweep result;
+  layout.verify_no_symlinks(tmp_dir(layout));
+  auto old_enough = [now](const struct stat& st) { return now - st.st_mtime >= queue_garbage_seconds; };
+  // Removes `p` if it is an old regular file whose lock nobody holds (and `still` agrees).
+  auto remove_if_unlocked = [&](const fs::path& p, auto&& still) {
+    struct stat st;
+    if (!regular_file(p, &st) || !old_enough(st)) return false;
+    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool removed = false;
+    if (try_lock(fd) && still()) removed = ::unlink(p.c_str()) == 0;
+    ::close(fd);
+    return removed;
+  };
+
+  for (const auto& e : read_entries(tmp_dir(layout), /*with_dot_files=*/false))
+    if (remove_if_unlocked(tmp_dir(layout) / e.name, [] { return true; })) ++result.tmp_removed;
+
+  for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/true)) {
+    if (e.name[0] == '.') {
+      // write_file_atomic's temp of an .env: ".<id>.env.tmp.<pid>.<n>.<random>".
+      struct stat st;
+      const fs::path p = layout.queue_dir() / e.name;
+      if (e.name.find(".env.tmp.") != std::string::npos && regular_file(p, &st) && old_enough(st) &&
+          ::unlink(p.c_str()) == 0)
+        ++result.temps_removed;
+      continue;
+    }
+    if (std::string id = id_of(e.name, ".msg"); !id.empty()) {
+      const fs::path env = env_path(layout, id);
+      if (remove_if_unlocked(msg_path(layout, id), [&] { return !regular_file(env); })) ++result.orphans_removed;
+    } else if (std::string id2 = id_of(e.name, ".env"); !id2.empty()) {
+      // Writers put .msg first and removers take .env first, so a lone .env is debris.
+      struct stat st;
+      const fs::path p = env_path(layout, id2);
+      if (!regular_file(msg_path(layout, id2)) && regular_file(p, &st) && old_enough(st) && ::unlink(p.c_str()) == 0)
+        ++result.orphans_removed;
+    }
+  }
+  if (result.tmp_removed + result.orphans_removed + result.temps_removed > 0) fsync_directory(layout.queue_dir());
+  return result;
+}
+
+} // namespace spool
