@@ -9,16 +9,20 @@ build_pkgs=(
   libcrypt-dev nlohmann-json3-dev libfmt-dev catch2
   libasio-dev libc-ares-dev
 )
-# Real peers the tests drive: clients we did not write, and readers of our Maildirs.
+# The demo's mail clients (README main job): send with Python/curl, fetch with fetchmail.
+demo_pkgs=(python3 curl openssl fetchmail ca-certificates)
+# Real peers the tests drive: clients we did not write, readers of our Maildirs, and
+# Postfix for its smtp-source load generator (installed unconfigured, never started).
 test_pkgs=(
-  python3 bsdextrautils util-linux procps hyperfine mutt
-  swaks curl dnsmasq-base man-db groff-base dovecot-core
+  "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
+  swaks dnsmasq-base man-db groff-base dovecot-core postfix
 )
 
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-tests" ]; then
-  want+=("${test_pkgs[@]}")
-fi
+case "${1:-}" in
+  --with-tests) want+=("${test_pkgs[@]}") ;;
+  --with-demo) want+=("${demo_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
@@ -30,6 +34,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 77
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix only lends its smtp-source: no configuration, so it never runs as an MTA.
+  if command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
