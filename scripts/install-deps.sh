@@ -15,7 +15,7 @@ demo_pkgs=(python3 curl openssl fetchmail ca-certificates)
 # Postfix for its smtp-source load generator (installed unconfigured, never started).
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
-  swaks dnsmasq-base man-db groff-base dovecot-core postfix
+  swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
 )
 
 want=("${build_pkgs[@]}")

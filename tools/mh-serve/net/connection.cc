@@ -32,7 +32,7 @@ smtp::SessionConfig config_for(const SharedState& shared, serve::Service service
   smtp::SessionConfig config = shared.smtp;
   config.submission = service == serve::Service::submission;
   config.tls_active = service == serve::Service::smtps;
-  config.tls_available = shared.tls != nullptr && !config.tls_active;
+  config.tls_available = shared.tls != nullptr;  // on SMTPS, STARTTLS gets "TLS already active"
   config.plaintext_auth_allowed = shared.client_check->plaintext_login_allowed(ip);
   return config;
 }

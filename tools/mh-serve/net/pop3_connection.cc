@@ -50,6 +50,7 @@ asio::awaitable<bool> transfer(std::shared_ptr<Pop3Connection> c, pop3::Transfer
   } closer{t.fd};
   pop3::DotStuffer stuffer(t.top_lines);
   std::string chunk(transfer_chunk, '\0');
+  std::string out;  // one buffer for the whole message: memory stays flat
   for (;;) {
     const ssize_t n = ::read(t.fd, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
@@ -60,10 +61,12 @@ asio::awaitable<bool> transfer(std::shared_ptr<Pop3Connection> c, pop3::Transfer
       co_return false;
     }
     if (n == 0) break;
-    std::string out = stuffer.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)));
+    out.clear();
+    stuffer.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)), out);
     if (!out.empty()) {
-      const bool sent = co_await send(c, std::move(out));
-      if (!sent) co_return false;
+      if (!c->timed_out) c->deadline = steady_clock::now() + c->shared.timeout_pop3;
+      const IoResult w = co_await c->stream.write_all(asio::buffer(out));
+      if (w.ec) co_return false;
     }
     if (stuffer.done()) break;
   }

@@ -7,9 +7,14 @@ namespace mh::pop3 {
 
 std::string DotStuffer::feed(std::string_view in) {
   std::string out;
-  if (done_) return out;
+  feed(in, out);
+  return out;
+}
+
+void DotStuffer::feed(std::string_view in, std::string& out) {
+  if (done_) return;
   // Most lines of a Maildir file end in a bare LF: ~1/30 of the bytes are added.
-  out.reserve(in.size() + in.size() / 16 + 8);
+  out.reserve(out.size() + in.size() + in.size() / 16 + 8);
   std::size_t i = 0;
   while (i < in.size() && !done_) {
     if (at_line_start_) {
@@ -34,7 +39,6 @@ std::string DotStuffer::feed(std::string_view in) {
     end_of_line(line_length_ == 0 || (line_length_ == 1 && first_is_cr_));
     i = lf + 1;
   }
-  return out;
 }
 
 void DotStuffer::end_of_line(bool blank) {

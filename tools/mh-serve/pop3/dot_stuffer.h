@@ -21,6 +21,8 @@ public:
   // Converts LF to CRLF (a CRLF stays as it is), doubles a '.' that starts a line, and
   // drops everything past the TOP limit. Returns the bytes to send for this chunk.
   std::string feed(std::string_view chunk);
+  // The same, appending to `out`: a caller streaming a large message reuses one buffer.
+  void feed(std::string_view chunk, std::string& out);
   // The end of the response: a CRLF when the message did not end with a line end (the
   // terminator must stand on its own line), then ".\r\n".
   std::string finish();
