@@ -1,4 +1,5 @@
-// lock.cc — flock with a bounded, backing-off wait.
+// lock.cc — flock with a bounded, backing-off wait, behind an in-process gate for
+// exclusive locks.
 #include "spool/lock.h"
 
 #include "spool/error.h"
@@ -9,6 +10,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
 #include <thread>
 
 namespace spool {
@@ -18,6 +22,35 @@ int open_lock_file(const std::filesystem::path& p) {
   int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0) throw_errno("cannot open lock file", p, errno);
   return fd;
+}
+
+// The in-process gate of a lock file. Entries live as long as the process: one lock file
+// per domain and mailbox in use plus a few fixed ones, so the map stays small.
+std::binary_semaphore* gate_for(const std::filesystem::path& p) {
+  static std::mutex registry_mutex;
+  static std::map<std::string, std::unique_ptr<std::binary_semaphore>> registry;
+  std::lock_guard guard(registry_mutex);
+  auto& slot = registry[p.string()];
+  if (!slot) slot = std::make_unique<std::binary_semaphore>(1);
+  return slot.get();
+}
+
+int try_flock(const std::filesystem::path& lock_file, FileLock::Mode mode) {
+  int fd = open_lock_file(lock_file);
+  int op = (mode == FileLock::Mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return -1;
+    throw_errno("cannot lock", lock_file, err);
+  }
+  return fd;
+}
+
+[[noreturn]] void busy(const std::filesystem::path& lock_file, std::chrono::milliseconds timeout) {
+  throw Error(Errc::busy, "spool is busy: could not lock " + lock_file.string() + " within " +
+                              std::to_string(timeout.count()) + " ms; try again");
 }
 
 } // namespace
@@ -36,6 +69,8 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
     release();
     fd_ = other.fd_;
     other.fd_ = -1;
+    gate_ = other.gate_;
+    other.gate_ = nullptr;
   }
   return *this;
 }
@@ -47,31 +82,45 @@ void FileLock::release() noexcept {
     ::close(fd_); // closing the only descriptor drops the flock
     fd_ = -1;
   }
+  if (gate_) gate_->release();  // after the flock: the next thread finds it free
+  gate_ = nullptr;
 }
 
 FileLock FileLock::try_acquire(const std::filesystem::path& lock_file, Mode mode) {
-  int fd = open_lock_file(lock_file);
-  int op = (mode == Mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
-  while (::flock(fd, op) != 0) {
-    if (errno == EINTR) continue;
-    int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) return FileLock();
-    throw_errno("cannot lock", lock_file, err);
+  std::binary_semaphore* gate = nullptr;
+  if (mode == Mode::exclusive) {
+    gate = gate_for(lock_file);
+    if (!gate->try_acquire()) return FileLock();
   }
-  return FileLock(fd);
+  int fd = -1;
+  try {
+    fd = try_flock(lock_file, mode);
+  } catch (...) {
+    if (gate) gate->release();
+    throw;
+  }
+  if (fd < 0) {
+    if (gate) gate->release();
+    return FileLock();
+  }
+  return FileLock(fd, gate);
 }
 
 FileLock FileLock::acquire(const std::filesystem::path& lock_file, Mode mode,
                            std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::binary_semaphore* gate = nullptr;
+  if (mode == Mode::exclusive) {
+    gate = gate_for(lock_file);
+    if (!gate->try_acquire_until(deadline)) busy(lock_file, timeout);
+  }
+  // From here the gate is held: a FileLock owns it (and gives it back) from the start.
+  FileLock held(-1, gate);
   auto pause = std::chrono::microseconds(200);
   for (;;) {
-    FileLock lock = try_acquire(lock_file, mode);
-    if (lock.holds()) return lock;
-    if (std::chrono::steady_clock::now() >= deadline)
-      throw Error(Errc::busy, "spool is busy: could not lock " + lock_file.string() + " within " +
-                                  std::to_string(timeout.count()) + " ms; try again");
+    held.fd_ = try_flock(lock_file, mode);
+    if (held.fd_ >= 0) return held;
+    if (std::chrono::steady_clock::now() >= deadline) busy(lock_file, timeout);
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(2000)); // short: a busy lock is held for milliseconds
   }

@@ -3,10 +3,15 @@
 // file. flock locks belong to the open file description: they are released when the
 // process dies (kill -9 included), so a crashed tool never leaves the spool locked.
 // Acquisition waits up to a timeout, then throws Error(busy) (exit 75).
+// Exclusive locks are also taken on a gate (semaphore) per lock file inside the process first, so
+// the threads of one process (mh-serve's delivery pool racing for a domain's quota lock)
+// hand the lock over the moment it is released instead of polling flock; flock still
+// orders them against other processes.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
+#include <semaphore>
 
 namespace spool {
 
@@ -23,7 +28,10 @@ public:
   static FileLock try_acquire(const std::filesystem::path& lock_file, Mode mode = Mode::exclusive);
 
   FileLock() = default;
-  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_), gate_(other.gate_) {
+    other.fd_ = -1;
+    other.gate_ = nullptr;
+  }
   FileLock& operator=(FileLock&& other) noexcept;
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
@@ -33,8 +41,12 @@ public:
   void release() noexcept;
 
 private:
-  explicit FileLock(int fd) : fd_(fd) {}
+  FileLock(int fd, std::binary_semaphore* gate) : fd_(fd), gate_(gate) {}
   int fd_ = -1;
+  // Exclusive locks: the in-process gate, held with the flock. A semaphore, not a mutex,
+  // because a lock may be released on another thread than the one that took it (a POP3
+  // session's mailbox lock).
+  std::binary_semaphore* gate_ = nullptr;
 };
 
 } // namespace spool
