@@ -114,21 +114,22 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
 int main(int argc, char** argv) {
   // A client that hangs up must not kill the daemon with SIGPIPE; writes report EPIPE.
   std::signal(SIGPIPE, SIG_IGN);
-  mh::Tool tool("mh-serve", "The mailhost daemon: inbound SMTP into the spool");
+  mh::Tool tool("mh-serve", "The mailhost daemon: SMTP, submission, SMTPS, POP3 and POP3S over the spool");
   CLI::App& app = tool.app();
   app.require_subcommand(0);
   auto o = std::make_shared<ServeOptions>();
   app.add_flag("--check-config", o->check_config, "Validate mailhost.yaml and exit (78 when it is bad)");
-  app.add_option("--stdio", o->stdio_service, "Serve one session on stdin/stdout (inetd-style)")
+  app.add_option("--stdio", o->stdio_service, "Serve one SMTP or POP3 session on stdin/stdout (inetd-style, no TLS)")
       ->type_name("SERVICE")
       ->check(CLI::IsMember({"smtp", "pop3"}));
   app.add_option("--client-ip", o->client_ip, "Client address for --stdio (default: the peer of stdin, else 127.0.0.1)")
       ->type_name("IP");
   app.add_option("--threads", o->threads, "Event-loop threads (default: one per core)")->type_name("N");
-  app.add_option("--delivery-threads", o->delivery_threads, "Threads for blocking deliveries (default: 4 per core)")
+  app.add_option("--delivery-threads", o->delivery_threads,
+                 "Threads for blocking work: delivery fsync, password checks, POP3 removals (default: 4 per core)")
       ->type_name("N");
   app.add_option("--shutdown-grace", o->shutdown_grace,
-                 "On SIGTERM, time open transactions get to finish (default: 10s)")
+                 "On SIGTERM, time open SMTP transactions get to finish (default: 10s)")
       ->type_name("DURATION");
   tool.on(&app, [&tool, o] { return run_serve(tool, *o); });
   return tool.run(argc, argv);
