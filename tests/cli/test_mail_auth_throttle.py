@@ -140,7 +140,7 @@ class AuthLockout(ThrottleCase):
         for t in (t_smtp, t_pop):
             self.assertGreaterEqual(t, 14.5)
             self.assertLess(t, 20)
-        self.assertIn(f"login failed client={ip} user=\"alice@example.org\" method=USER result=throttled", self.log())
+        self.assertIn(f"login failed client={ip} method=USER result=throttled", self.log())
 
 
 if __name__ == "__main__":

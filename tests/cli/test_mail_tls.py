@@ -4,6 +4,7 @@ server, checked with openssl s_client); the self-signed pair made in SPOOL/tls/ 
 start; SIGHUP reloading the certificate without dropping sessions; and plaintext
 pipelined behind STARTTLS/STLS discarded (CVE-2011-0411)."""
 
+import base64
 import os
 import shutil
 import ssl
@@ -71,16 +72,20 @@ class TlsService(MailTestCase):
         self.assertNotIn("made a self-signed certificate", self.log())
 
     def test_smtps_implicit_tls(self):
+        # SMTPS is submission over implicit TLS (RFC 8314): AUTH first, then mail.
         c = self.raw("smtps", source=UNTRUSTED)
         self.assertIn(c.sock.version(), ("TLSv1.2", "TLSv1.3"))
         self.assertEqual(c.cmd("EHLO client.test"), EHLO_TLS)
-        self.assertEqual(c.cmd("MAIL FROM:<someone@remote.test>"), "250 2.1.0 Ok")
+        self.assertEqual(c.cmd("MAIL FROM:<someone@remote.test>"), "530 5.7.0 Authentication required")
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0bob@example.org\0" + PASSWORD.encode()).decode()),
+                         "235 2.7.0 Authentication successful")
+        self.assertEqual(c.cmd("MAIL FROM:<bob@example.org>"), "250 2.1.0 Ok")
         self.assertEqual(c.cmd("RCPT TO:<alice@example.org>"), "250 2.1.5 Ok")
         self.assertEqual(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>")
         self.assertRegex(c.cmd("Subject: over smtps\r\n\r\nhello\r\n."), QUEUED)
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
         [msg] = self.messages("alice@example.org")
-        self.assertIn(b"with ESMTPS id", msg)
+        self.assertIn(b"with ESMTPSA id", msg)
         self.assertTrue(msg.endswith(b"Subject: over smtps\n\nhello\n"), msg)
 
     def test_starttls_on_smtps_says_tls_is_already_active(self):

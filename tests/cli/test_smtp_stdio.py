@@ -117,6 +117,13 @@ class StdioSmtp(mhtest.SpoolTestCase):
         self.assertExit(r, 64)
         self.assertEqual(r.err, "mh-serve: error: --client-ip evil) by forged: not an IPv4 or IPv6 address\n")
 
+    def test_json_is_refused_with_stdio(self):
+        # stdout is the session: a JSON document after QUIT would reach the client.
+        r = self.run_tool("mh-serve", "--stdio", "smtp", "--json", stdin="QUIT\r\n")
+        self.assertExit(r, 64)
+        # Refused before any session starts: no greeting, only the JSON error document.
+        self.assertEqual(r.json(), {"error": {"code": 64, "message": "--json cannot be used with --stdio"}})
+
 
 
 class CheckConfig(mhtest.SpoolTestCase):
@@ -160,6 +167,30 @@ class CheckConfig(mhtest.SpoolTestCase):
                 self.assertExit(r, 78)
                 self.assertEqual(r.err, f"mh-serve: error: {self.path('mailhost.yaml')}:3: key 'listen.smtp': "
                                         f"'{bad}' is not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)\n")
+
+    def test_listen_naming_no_service(self):
+        self.write("hostname: mx.test\nlisten: {}\n")
+        r = self.check()
+        self.assertExit(r, 78)
+        self.assertEqual(r.err, f"mh-serve: error: {self.path('mailhost.yaml')}:2: key 'listen': no service to serve "
+                                "(name at least one of smtp, submission, smtps, pop3, pop3s)\n")
+
+    def test_unusable_certificate_is_found_before_the_start(self):
+        os.makedirs(self.path("tls"), exist_ok=True)
+        with open(self.path("tls", "cert.pem"), "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+        with open(self.path("tls", "key.pem"), "w") as f:
+            f.write("garbage\n")
+        self.write('hostname: mx.test\nlisten: { pop3s: "127.0.0.1:2995" }\n')
+        r = self.check()
+        self.assertExit(r, 78)
+        self.assertRegex(r.err, r"^mh-serve: error: .*/tls/cert\.pem: cannot use certificate \(tls\.cert\)")
+        # A configured file that does not exist is an error too (no certificate is made).
+        self.write('hostname: mx.test\nlisten: { pop3s: "127.0.0.1:2995" }\ntls: { cert: tls/mine.pem, key: tls/mine.key }\n')
+        r = self.check()
+        self.assertExit(r, 78)
+        self.assertIn("mine.pem: cannot use certificate (tls.cert)", r.err)
+        self.assertFalse(os.path.exists(self.path("tls", "mine.pem")))
 
     def test_bad_limits(self):
         self.write("hostname: mx.test\nlimits: { message_size: 0 }\n")

@@ -42,8 +42,7 @@ int serve_stdio_pop3(const spool::Layout& layout, const mh::serve::Settings& set
   if (so.client_ip.empty()) so.client_ip = "127.0.0.1";
   const mh::serve::ClientCheck client_check(layout, settings);  // also validates auth.allow_plaintext
   so.session.plaintext_allowed = client_check.plaintext_login_allowed(so.client_ip);
-  // RFC 1939 §3: the autologout timer must be at least 10 minutes.
-  so.timeout = std::max<std::chrono::milliseconds>(settings.config.timeout_command, std::chrono::minutes(10));
+  so.timeout = settings.pop3_timeout();
   // Under inetd every connection is a process of its own, so the failed-login throttle
   // only sees one connection's attempts; the daemon's is shared by all.
   mh::auth::SpoolAuthenticator authenticator(layout);
@@ -60,6 +59,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   if (o.check_config) {
     // Builds the resolver too: a DNS server c-ares cannot use is a config error.
     const mh::serve::ClientCheck client_check(layout, settings);
+    mh::net::check_tls(layout, settings);
     result.text = layout.server_config().string() + ": ok\n";
     result.data = {{"config", layout.server_config().string()}, {"ok", true}, {"hostname", settings.hostname}};
     for (const auto& l : settings.listeners) {
@@ -72,6 +72,8 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   }
 
   if (o.stdio_service) {
+    // stdout is the session's channel: a JSON document after it would be protocol garbage.
+    if (tool.common().json) throw spool::Error(spool::Errc::usage, "--json cannot be used with --stdio");
     if (o.client_ip && !mh::serve::ip_literal_ok(*o.client_ip))
       throw spool::Error(spool::Errc::usage, "--client-ip " + *o.client_ip + ": not an IPv4 or IPv6 address");
     if (*o.stdio_service == "pop3") {

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -58,6 +59,11 @@ bool Settings::serves(Service s) const {
   for (const auto& l : listeners)
     if (l.service == s) return true;
   return false;
+}
+
+std::chrono::milliseconds Settings::pop3_timeout() const {
+  if (config.key_lines.count("timeouts.command")) return config.timeout_command;
+  return std::max<std::chrono::milliseconds>(config.timeout_command, std::chrono::minutes(10));
 }
 
 bool Settings::needs_tls() const { return !listeners.empty(); }
@@ -128,6 +134,7 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
       for (auto& ep : endpoints) s.listeners.push_back({i.service, std::move(ep)});
     }
   }
+  if (s.listeners.empty()) bad_config(layout, s.config, "listen", "no service to serve (name at least one of smtp, submission, smtps, pop3, pop3s)");
   return s;
 }
 

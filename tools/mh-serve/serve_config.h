@@ -10,6 +10,7 @@
 #include <spool/config.h>
 #include <spool/layout.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,6 +49,9 @@ struct Settings {
   std::string hostname;
   std::vector<Listener> listeners;              // empty: nothing to serve
   bool serves(Service s) const;
+  // POP3's idle time: RFC 1939 §3 wants at least 10 minutes, so the SMTP default (5)
+  // is raised; a timeouts.command set on purpose (tests) is taken as it is.
+  std::chrono::milliseconds pop3_timeout() const;
   bool needs_tls() const;                       // any listener offers TLS (all but none do)
 };
 

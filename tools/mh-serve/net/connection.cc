@@ -30,7 +30,9 @@ asio::awaitable<void> run_authentication(std::shared_ptr<Connection> c, smtp::Ou
 
 smtp::SessionConfig config_for(const SharedState& shared, serve::Service service, const std::string& ip) {
   smtp::SessionConfig config = shared.smtp;
-  config.submission = service == serve::Service::submission;
+  // RFC 8314 §3.3: port 465 is message submission over implicit TLS, so SMTPS asks for
+  // AUTH like the submission listener; inbound mail from other hosts comes to smtp.
+  config.submission = service == serve::Service::submission || service == serve::Service::smtps;
   config.tls_active = service == serve::Service::smtps;
   config.tls_available = shared.tls != nullptr;  // on SMTPS, STARTTLS gets "TLS already active"
   config.plaintext_auth_allowed = shared.client_check->plaintext_login_allowed(ip);
@@ -177,8 +179,8 @@ asio::awaitable<void> serve_smtp(std::shared_ptr<Connection> c) {
 }
 
 void start_client_check(const std::shared_ptr<Connection>& c) {
-  // Submission needs AUTH and never consults the verdict (SPEC §8).
-  if (c->service == serve::Service::submission) {
+  // Submission (and SMTPS) needs AUTH and never consults the verdict (SPEC §8).
+  if (c->service == serve::Service::submission || c->service == serve::Service::smtps) {
     c->client_checked = true;
     return;
   }

@@ -43,10 +43,7 @@ public:
     shared_.authenticator = &backends.logins;
     shared_.maildrops = &backends.maildrops;
     shared_.timeout_command = o.settings.config.timeout_command;
-    // RFC 1939 §3: a POP3 autologout timer of at least 10 minutes (unless shortened on
-    // purpose, as tests do, below the SMTP default).
-    shared_.timeout_pop3 = std::max(o.settings.config.timeout_command, std::chrono::milliseconds(600000));
-    if (o.settings.config.key_lines.count("timeouts.command")) shared_.timeout_pop3 = o.settings.config.timeout_command;
+    shared_.timeout_pop3 = o.settings.pop3_timeout();
     shared_.timeout_data = o.settings.config.timeout_data;
     shared_.blocking_pool = &pool_;
   }
@@ -79,7 +76,7 @@ public:
       acceptors_.push_back({std::move(acceptor), service});
       bound_.push_back(name + " on " + ep.text());
     }
-    if (acceptors_.empty()) throw spool::Error(spool::Errc::bad_config, "no listener configured");
+    if (acceptors_.empty()) throw spool::Error(spool::Errc::bad_config, "no listener could be bound");
   }
 
   // Logged once privileges are dropped: "listening" means ready, as whom it will stay.
@@ -257,6 +254,10 @@ void raise_descriptor_limit(std::uint32_t connections) {
 }
 
 } // namespace
+
+void check_tls(const spool::Layout& layout, const serve::Settings& settings) {
+  if (settings.needs_tls()) TlsStore(layout, settings).check();
+}
 
 int run_server(const ServerOptions& options, const spool::Layout& layout, Backends backends) {
   ServerOptions o = options;

@@ -28,6 +28,10 @@ struct Backends {
   pop3::MaildropProvider& maildrops;
 };
 
+// --check-config: the TLS certificate and key can be used (or will be made at the first
+// start). Throws spool::Error(bad_config) naming the file otherwise.
+void check_tls(const spool::Layout& layout, const serve::Settings& settings);
+
 // Binds every listener, then (when root) drops to the spool owner, loads (or first
 // makes) the TLS certificate, then serves until SIGTERM/SIGINT; SIGHUP reloads the
 // certificate. Returns the exit code: 0 after a clean stop. Throws spool::Error when a

@@ -131,6 +131,12 @@ void TlsStore::load() {
   context_ = std::move(context);
 }
 
+void TlsStore::check() const {
+  std::error_code ec;
+  if (may_generate_ && !fs::exists(cert_, ec) && !fs::exists(key_, ec)) return;
+  (void)build();
+}
+
 std::string TlsStore::reload() noexcept {
   try {
     auto context = build();

@@ -25,6 +25,9 @@ public:
   // spool::Error(bad_config) naming the file when a pair cannot be used. Call after the
   // privilege drop so generated files belong to the spool owner.
   void load();
+  // --check-config: the pair can be used (or will be made at the first start). Throws
+  // like load(), writes nothing.
+  void check() const;
   // SIGHUP: loads again; on failure keeps the current context and returns the reason.
   std::string reload() noexcept;
   // The context for a new connection (shared: it outlives a reload for open sessions).

@@ -364,7 +364,9 @@ Output Pop3Session::authenticate() {
     outcome.detail = e.what();
   }
   out.delay = outcome.delay;
-  const std::string who = "client=" + client_ip_ + " user=" + quoted(login) + " method=" + pending_method_;
+  // A failed login's name is not logged: users type passwords into it (as the SMTP
+  // side does); a good one is logged as the verified address below.
+  const std::string who = "client=" + client_ip_ + " method=" + pending_method_;
   const auto failed = [&](std::string_view result) {
     out.log.push_back("login failed " + who + " result=" + std::string(result) +
                       (outcome.detail.empty() ? "" : " detail=" + quoted(outcome.detail)));
