@@ -14,6 +14,7 @@
 #include "spool/lock.h"
 #include "spool/maildir.h"
 #include "spool/quota.h"
+#include "file_io.h"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -30,8 +31,12 @@
 namespace spool {
 namespace {
 
+using detail::buffered_write;
+using detail::copy_contents;
+using detail::fsync_or_throw;
+using detail::write_buffer_size;
+
 constexpr std::size_t max_uidl_length = 70;
-constexpr std::size_t write_buffer_size = 64 * 1024;
 
 std::string this_host() {
   char raw[256] = {};
@@ -53,10 +58,6 @@ int open_tmp_file(const fs::path& p) {
   return fd;
 }
 
-void fsync_or_throw(int fd, const fs::path& p) {
-  if (::fsync(fd) != 0) throw_errno("cannot fsync", p, errno);
-}
-
 // EXDEV fallback: a copy of `source` in the target Maildir's tmp/, streamed and fsynced.
 fs::path copy_into_tmp(const fs::path& source, const Maildir& target, const std::string& unique) {
   const fs::path copy = target.tmp_dir() / unique;
@@ -65,14 +66,7 @@ fs::path copy_into_tmp(const fs::path& source, const Maildir& target, const std:
   int out = -1;
   try {
     out = open_tmp_file(copy);
-    char buf[write_buffer_size];
-    for (;;) {
-      ssize_t n = ::read(in, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("cannot read", source, errno);
-      if (n == 0) break;
-      write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), copy);
-    }
+    copy_contents(in, source, out, copy);
     fsync_or_throw(out, copy);
     int fd = out;
     out = -1;
@@ -280,31 +274,21 @@ void PendingMessage::append(std::string_view bytes) {
     if (!after_cr) ++bare_lfs_;
   }
   if (!bytes.empty()) last_was_cr_ = bytes.back() == '\r';
-  if (buffer_.size() + bytes.size() < write_buffer_size) {
-    buffer_.append(bytes);
-    return;
-  }
-  flush_buffer();
-  if (bytes.size() >= write_buffer_size) {
-    try {
-      write_all(fd_, bytes, tmp_path_);
-    } catch (...) {
-      abort();
-      throw;
-    }
-  } else {
-    buffer_.append(bytes);
+  try {
+    buffered_write(fd_, buffer_, bytes, tmp_path_);
+  } catch (...) {
+    abort();  // disk full: nothing may stay behind in tmp/
+    throw;
   }
 }
 
 void PendingMessage::flush_buffer() {
   try {
-    write_all(fd_, buffer_, tmp_path_);
+    detail::flush_buffer(fd_, buffer_, tmp_path_);
   } catch (...) {
-    abort(); // disk full: nothing may stay behind in tmp/
+    abort();  // disk full: nothing may stay behind in tmp/
     throw;
   }
-  buffer_.clear();
 }
 
 void PendingMessage::finish() {

@@ -5,6 +5,7 @@
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
+#include "dir_entries.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -50,28 +51,8 @@ std::optional<std::int64_t> time_from_name(std::string_view name) {
   return secs;
 }
 
-struct DirEntry {
-  std::string name;
-  unsigned char type;
-};
-
-// Entries of `dir` that are not dot files; a missing directory is empty.
-std::vector<DirEntry> read_entries(const fs::path& dir) {
-  std::vector<DirEntry> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    throw_errno("cannot read directory", dir, errno);
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') out.push_back({e->d_name, e->d_type});
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) throw_errno("cannot read directory", dir, err);
-  return out;
-}
+using detail::DirEntry;
+using detail::read_entries;
 
 // Fills size/delivered from the name, falling back to lstat(). False when the entry is
 // not a regular file or vanished meanwhile.

@@ -13,6 +13,8 @@
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
+#include "dir_entries.h"
+#include "file_io.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,7 +34,11 @@
 namespace spool {
 namespace {
 
-constexpr std::size_t write_buffer_size = 64 * 1024;
+using detail::buffered_write;
+using detail::copy_contents;
+using detail::fsync_or_throw;
+using detail::write_buffer_size;
+
 constexpr std::size_t max_value_length = 998;  // RFC 5322's line limit; addresses are ≤ 254
 
 fs::path tmp_dir(const Layout& l) { return l.queue_dir() / "tmp"; }
@@ -67,10 +73,6 @@ int create_locked(const fs::path& p) {
   return fd;
 }
 
-void fsync_or_throw(int fd, const fs::path& p) {
-  if (::fsync(fd) != 0) throw_errno("cannot fsync", p, errno);
-}
-
 // Copies `source` into a new locked tmp/ file (link across file systems is impossible).
 int copy_locked(const fs::path& source, const fs::path& target) {
   int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -78,14 +80,7 @@ int copy_locked(const fs::path& source, const fs::path& target) {
   int out = -1;
   try {
     out = create_locked(target);
-    char buf[write_buffer_size];
-    for (;;) {
-      ssize_t n = ::read(in, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("cannot read", source, errno);
-      if (n == 0) break;
-      write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), target);
-    }
+    copy_contents(in, source, out, target);
     fsync_or_throw(out, target);
   } catch (...) {
     if (out >= 0) {
@@ -99,30 +94,8 @@ int copy_locked(const fs::path& source, const fs::path& target) {
   return out;
 }
 
-struct DirEntry {
-  std::string name;
-  unsigned char type;
-};
-
-std::vector<DirEntry> read_entries(const fs::path& dir, bool with_dot_files) {
-  std::vector<DirEntry> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    throw_errno("cannot read directory", dir, errno);
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    if (n[0] == '.' && !with_dot_files) continue;
-    out.push_back({std::string(n), e->d_type});
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) throw_errno("cannot read directory", dir, err);
-  return out;
-}
+using detail::DirEntry;
+using detail::read_entries;
 
 bool regular_file(const fs::path& p, struct stat* out = nullptr) {
   struct stat st;
@@ -328,31 +301,21 @@ void QueueMessage::release() noexcept { close_fd(fd_); }
 void QueueMessage::append(std::string_view bytes) {
   if (fd_ < 0 || committed_ || !adopted_.empty()) throw Error(Errc::other, "queue message is not open for writing");
   size_ += bytes.size();
-  if (buffer_.size() + bytes.size() < write_buffer_size) {
-    buffer_.append(bytes);
-    return;
-  }
-  flush_buffer();
-  if (bytes.size() >= write_buffer_size) {
-    try {
-      write_all(fd_, bytes, tmp_path_);
-    } catch (...) {
-      abort();
-      throw;
-    }
-  } else {
-    buffer_.append(bytes);
+  try {
+    buffered_write(fd_, buffer_, bytes, tmp_path_);
+  } catch (...) {
+    abort();  // disk full: nothing may stay behind in tmp/
+    throw;
   }
 }
 
 void QueueMessage::flush_buffer() {
   try {
-    write_all(fd_, buffer_, tmp_path_);
+    detail::flush_buffer(fd_, buffer_, tmp_path_);
   } catch (...) {
     abort();  // disk full: nothing may stay behind in tmp/
     throw;
   }
-  buffer_.clear();
 }
 
 void QueueMessage::commit(QueueEnvelope envelope) {

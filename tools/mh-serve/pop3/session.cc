@@ -2,6 +2,7 @@
 // All reply texts live in this file and are listed in session.h (STYLE §7: error → reply
 // mapped in one place).
 #include "pop3/session.h"
+#include "text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -31,19 +32,8 @@ const std::string_view plaintext_refused =
 const std::string_view internal_error =
     "-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information.";
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return out;
-}
-
-// A log field in double quotes: printable ASCII, '"' and '\\' replaced, cut at 300.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? static_cast<char>(c) : '?';
-  return out + "\"";
-}
+using text::quoted;
+using text::upper;
 
 std::vector<std::string_view> split(std::string_view s) {
   std::vector<std::string_view> out;

@@ -1,5 +1,6 @@
 // path.cc — MAIL/RCPT argument parsing; see path.h for what is accepted.
 #include "smtp/path.h"
+#include "text.h"
 
 #include <algorithm>
 
@@ -14,12 +15,7 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return out;
-}
+using text::upper;
 
 bool printable_ascii(char c) { return c > 0x20 && c < 0x7f; }
 

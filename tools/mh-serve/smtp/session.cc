@@ -5,6 +5,7 @@
 
 #include "smtp/path.h"
 #include "smtp/trace.h"
+#include "text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -44,19 +45,8 @@ const std::string mail_in_progress = "503 5.5.1 Error: MAIL transaction in progr
 // line reader itself allows AUTH's 12288 (RFC 4954 §4).
 constexpr std::size_t max_command_text = max_command_line - 2;
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return out;
-}
-
-// A log field in double quotes: printable ASCII and spaces, '"' and '\\' replaced.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? static_cast<char>(c) : '?';
-  return out + "\"";
-}
+using text::quoted;
+using text::upper;
 
 // Administrator text (a suspension reason, maybe Japanese) inside a reply line: replies
 // are ASCII (RFC 5321 §2.4), and a line break would end the reply early.
