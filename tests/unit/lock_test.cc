@@ -1,12 +1,15 @@
 // lock_test.cc — flock-based spool locks (lock.h) across real processes: exclusive
 // excludes, shared shares, a busy lock gives Errc::busy within the timeout, and a
-// holder killed with SIGKILL never leaves the lock taken.
+// holder killed with SIGKILL never leaves the lock taken. Between threads of one
+// process, exclusive locks pass through the in-process gate.
 #include "spool/lock.h"
 
 #include "test_support.h"
 
+#include <atomic>
 #include <chrono>
 #include <optional>
+#include <thread>
 
 using namespace std::chrono_literals;
 using spool::Errc;
@@ -180,4 +183,55 @@ TEST_CASE("lock: MH_LOCK_TIMEOUT sets the default timeout in seconds", "[lock]")
     ::setenv("MH_LOCK_TIMEOUT", bad, 1);
     CHECK(spool::default_lock_timeout() == 10s);
   }
+}
+
+TEST_CASE("lock: threads of one process exclude each other and hand over at release", "[lock][threads]") {
+  TempDir dir;
+  const auto file = dir.path() / "gate.lock";
+  FileLock held = FileLock::acquire(file);
+  CHECK_FALSE(FileLock::try_acquire(file).holds());
+  CHECK(error_from([&] { (void)FileLock::acquire(file, Mode::exclusive, 50ms); }).code() == Errc::busy);
+
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    FileLock mine = FileLock::acquire(file, Mode::exclusive, 5000ms);
+    got = mine.holds();
+  });
+  std::this_thread::sleep_for(100ms);
+  CHECK_FALSE(got.load());  // still waiting while we hold it
+  held.release();
+  waiter.join();
+  CHECK(got.load());
+  // The waiter released it when its FileLock went away: free again.
+  CHECK(FileLock::try_acquire(file).holds());
+}
+
+TEST_CASE("lock: an exclusive lock may be released on another thread", "[lock][threads]") {
+  // A POP3 session takes its mailbox lock on the blocking pool and may drop it on the
+  // event-loop thread.
+  TempDir dir;
+  const auto file = dir.path() / "handover.lock";
+  FileLock lock = FileLock::acquire(file);
+  std::thread([l = std::move(lock)]() mutable { l.release(); }).join();
+  FileLock again = FileLock::try_acquire(file);
+  CHECK(again.holds());
+}
+
+TEST_CASE("lock: many threads, each exclusive section alone", "[lock][threads]") {
+  TempDir dir;
+  const auto file = dir.path() / "counter.lock";
+  int inside = 0, max_inside = 0, total = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        FileLock l = FileLock::acquire(file);
+        max_inside = std::max(max_inside, ++inside);
+        ++total;
+        --inside;
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(max_inside == 1);
+  CHECK(total == 1600);
 }
