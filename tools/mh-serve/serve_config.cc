@@ -66,8 +66,6 @@ std::chrono::milliseconds Settings::pop3_timeout() const {
   return std::max<std::chrono::milliseconds>(config.timeout_command, std::chrono::minutes(10));
 }
 
-bool Settings::needs_tls() const { return !listeners.empty(); }
-
 void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
                 const std::string& what) {
   std::string where = layout.server_config().string();

@@ -52,7 +52,6 @@ struct Settings {
   // POP3's idle time: RFC 1939 §3 wants at least 10 minutes, so the SMTP default (5)
   // is raised; a timeouts.command set on purpose (tests) is taken as it is.
   std::chrono::milliseconds pop3_timeout() const;
-  bool needs_tls() const;                       // any listener offers TLS (all but none do)
 };
 
 // Throws spool::Error(bad_config) "FILE:LINE: key 'KEY': WHAT", like the loader's own

@@ -108,12 +108,9 @@ asio::awaitable<bool> wait_for_client_check(std::shared_ptr<Connection> c) {
   co_return c->client_checked;
 }
 
-// Says a last reply (shutdown or timeout) within a short, fixed time.
 asio::awaitable<void> last_words(std::shared_ptr<Connection> c, smtp::Output o) {
   log_output(o);
-  if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
-  const IoResult r = co_await c->stream.write_all(asio::buffer(o.replies));
-  (void)r;
+  co_await say_last(std::move(c), std::move(o.replies));
 }
 
 asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {

@@ -65,6 +65,12 @@ asio::awaitable<bool> send_all(std::shared_ptr<Link> c, std::string text, std::c
   co_return !r.ec;
 }
 
+asio::awaitable<void> say_last(std::shared_ptr<Link> c, std::string text) {
+  if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
+  const IoResult r = co_await c->stream.write_all(asio::buffer(text));
+  (void)r;
+}
+
 asio::awaitable<IoResult> read_some(std::shared_ptr<Link> c) {
   co_return co_await c->stream.read_some(asio::buffer(c->buffer));
 }

@@ -59,6 +59,8 @@ void open_link(const std::shared_ptr<Link>& link);
 // Writes `text` completely, first moving the deadline `timeout` ahead (unless the
 // watchdog already fired); false when the client is gone or too slow.
 asio::awaitable<bool> send_all(std::shared_ptr<Link> link, std::string text, std::chrono::milliseconds timeout);
+// A last reply (shutdown, timeout) within last_words_time; errors ignored: we are closing.
+asio::awaitable<void> say_last(std::shared_ptr<Link> link, std::string text);
 // Reads what the client sent; the deadline must be set by the caller.
 asio::awaitable<IoResult> read_some(std::shared_ptr<Link> link);
 // Waits `delay` (failed-login slow-down); false if woken by a stop or the watchdog.

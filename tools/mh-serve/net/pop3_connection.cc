@@ -36,7 +36,7 @@ asio::awaitable<void> run_update(std::shared_ptr<Pop3Connection> c, pop3::Output
 pop3::SessionConfig config_for(const SharedState& shared, serve::Service service, const std::string& ip) {
   pop3::SessionConfig config = shared.pop3;
   config.tls_active = service == serve::Service::pop3s;
-  config.tls_available = shared.tls != nullptr && !config.tls_active;
+  config.tls_available = shared.tls != nullptr;  // on POP3S, STLS gets "TLS is already active"
   config.plaintext_allowed = shared.client_check->plaintext_login_allowed(ip);
   return config;
 }
@@ -153,9 +153,7 @@ asio::awaitable<bool> process(std::shared_ptr<Pop3Connection> c, std::size_t n) 
 
 asio::awaitable<void> last_words(std::shared_ptr<Pop3Connection> c, pop3::Output o) {
   log_output(o);
-  if (!c->timed_out) c->deadline = steady_clock::now() + last_words_time;
-  const IoResult r = co_await c->stream.write_all(asio::buffer(o.replies));
-  (void)r;
+  co_await say_last(std::move(c), std::move(o.replies));
 }
 
 asio::awaitable<void> session_loop(std::shared_ptr<Pop3Connection> c) {

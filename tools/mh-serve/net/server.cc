@@ -51,7 +51,6 @@ public:
   // After the privilege drop, so a certificate made on first start belongs to the
   // spool owner.
   void load_tls() {
-    if (!options_.settings.needs_tls()) return;
     tls_.load();
     shared_.tls = &tls_;
   }
@@ -256,7 +255,7 @@ void raise_descriptor_limit(std::uint32_t connections) {
 } // namespace
 
 void check_tls(const spool::Layout& layout, const serve::Settings& settings) {
-  if (settings.needs_tls()) TlsStore(layout, settings).check();
+  TlsStore(layout, settings).check();
 }
 
 int run_server(const ServerOptions& options, const spool::Layout& layout, Backends backends) {
