@@ -141,14 +141,20 @@ private:
     const std::string name =
         msg_.unique_name() + ",S=" + std::to_string(msg_.size()) + ",W=" + std::to_string(msg_.wire_size());
     const fs::path target = md.new_dir() / name;
-    // Check + link + append are one step for every deliverer of the domain, so racing
-    // deliveries can never both take the last free bytes.
-    FileLock quota_lock = FileLock::acquire(layout_.quota_lock(rcpt.domain()));
-    QuotaVerdict verdict = check_quota(layout_, rcpt, msg_.size());
-    if (verdict != QuotaVerdict::fits) {
-      out.status = DeliveryOutcome::Status::over_quota;
-      out.detail = quota_refusal(verdict, rcpt);
-      return std::nullopt;
+    // Under a limit, check + link + append are one step for every deliverer of the
+    // domain, so racing deliveries can never both take the last free bytes. Without one
+    // there is nothing to race for: the Maildir's writer lock keeps maildirsize exact. (A
+    // limit set while this delivery runs binds from the next one on, as if it came later.)
+    const QuotaLimits limits = quota_limits(layout_, rcpt);
+    FileLock quota_lock;
+    if (limits.any()) {
+      quota_lock = FileLock::acquire(layout_.quota_lock(rcpt.domain()));
+      const QuotaVerdict verdict = check_quota(layout_, rcpt, limits, msg_.size());
+      if (verdict != QuotaVerdict::fits) {
+        out.status = DeliveryOutcome::Status::over_quota;
+        out.detail = quota_refusal(verdict, rcpt);
+        return std::nullopt;
+      }
     }
     FileLock writer = md.writer_lock();
     link_into(md, target);

@@ -9,13 +9,48 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 namespace spool {
+
+// A binary semaphore built on a condition variable, so a waiter sleeps in the kernel and
+// is woken by the release. (libstdc++ 12's std::binary_semaphore::try_acquire_until
+// polls with growing sleeps instead: under contention the next holder overslept the
+// release by milliseconds, which serialised mh-serve's deliveries to one domain.)
+class LockGate {
+public:
+  bool try_acquire() {
+    std::lock_guard guard(mutex_);
+    if (held_) return false;
+    held_ = true;
+    return true;
+  }
+  bool try_acquire_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock guard(mutex_);
+    if (!released_.wait_until(guard, deadline, [this] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  void release() {
+    {
+      std::lock_guard guard(mutex_);
+      held_ = false;
+    }
+    released_.notify_one();
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool held_ = false;
+};
+
 namespace {
 
 int open_lock_file(const std::filesystem::path& p) {
@@ -26,12 +61,12 @@ int open_lock_file(const std::filesystem::path& p) {
 
 // The in-process gate of a lock file. Entries live as long as the process: one lock file
 // per domain and mailbox in use plus a few fixed ones, so the map stays small.
-std::binary_semaphore* gate_for(const std::filesystem::path& p) {
+LockGate* gate_for(const std::filesystem::path& p) {
   static std::mutex registry_mutex;
-  static std::map<std::string, std::unique_ptr<std::binary_semaphore>> registry;
+  static std::map<std::string, std::unique_ptr<LockGate>> registry;
   std::lock_guard guard(registry_mutex);
   auto& slot = registry[p.string()];
-  if (!slot) slot = std::make_unique<std::binary_semaphore>(1);
+  if (!slot) slot = std::make_unique<LockGate>();
   return slot.get();
 }
 
@@ -87,7 +122,7 @@ void FileLock::release() noexcept {
 }
 
 FileLock FileLock::try_acquire(const std::filesystem::path& lock_file, Mode mode) {
-  std::binary_semaphore* gate = nullptr;
+  LockGate* gate = nullptr;
   if (mode == Mode::exclusive) {
     gate = gate_for(lock_file);
     if (!gate->try_acquire()) return FileLock();
@@ -109,7 +144,7 @@ FileLock FileLock::try_acquire(const std::filesystem::path& lock_file, Mode mode
 FileLock FileLock::acquire(const std::filesystem::path& lock_file, Mode mode,
                            std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::binary_semaphore* gate = nullptr;
+  LockGate* gate = nullptr;
   if (mode == Mode::exclusive) {
     gate = gate_for(lock_file);
     if (!gate->try_acquire_until(deadline)) busy(lock_file, timeout);

@@ -61,17 +61,24 @@ Usage domain_usage(const Layout& layout, const Domain& domain) {
   return total;
 }
 
-QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes) {
-  const DomainConfig domain = read_domain(layout, account.domain());
-  if (domain.quota != 0 && exceeds(domain.quota, domain_usage(layout, account.domain()).bytes, bytes))
+QuotaLimits quota_limits(const Layout& layout, const Address& account) {
+  QuotaLimits limits;
+  limits.domain = read_domain(layout, account.domain()).quota;
+  if (account_exists(layout, account)) limits.account = read_account(layout, account).quota;
+  return limits;
+}
+
+QuotaVerdict check_quota(const Layout& layout, const Address& account, const QuotaLimits& limits,
+                         std::uint64_t bytes) {
+  if (limits.domain != 0 && exceeds(limits.domain, domain_usage(layout, account.domain()).bytes, bytes))
     return QuotaVerdict::domain_full;
-  // Lists have no account.yaml: only the domain's quota applies to their archives.
-  if (account_exists(layout, account)) {
-    const AccountConfig config = read_account(layout, account);
-    if (config.quota != 0 && exceeds(config.quota, account_usage(layout, account).bytes, bytes))
-      return QuotaVerdict::account_full;
-  }
+  if (limits.account != 0 && exceeds(limits.account, account_usage(layout, account).bytes, bytes))
+    return QuotaVerdict::account_full;
   return QuotaVerdict::fits;
+}
+
+QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes) {
+  return check_quota(layout, account, quota_limits(layout, account), bytes);
 }
 
 Usage recalc_account(const Layout& layout, const Address& account) {

@@ -477,7 +477,8 @@ TEST_CASE("a delivery that cannot get its locks fails temporarily and leaves not
   const fs::path md = s.layout().maildir(a);
   mhtest::ScopedEnv timeout("MH_LOCK_TIMEOUT", "0.2");
 
-  SECTION("the domain's quota lock") {
+  SECTION("the domain's quota lock (taken when a limit applies)") {
+    spool::set_domain_quota(s.layout(), a.domain(), 1 << 30);
     mhtest::HoldingChild other([&] {
       static spool::FileLock held = spool::FileLock::acquire(s.layout().quota_lock(a.domain()));
     });
@@ -498,6 +499,19 @@ TEST_CASE("a delivery that cannot get its locks fails temporarily and leaves not
   CHECK(files_in(md / "new").empty());
   CHECK(files_in(md / "tmp").empty());
   CHECK(spool::account_usage(s.layout(), a) == Usage{0, 0});
+}
+
+TEST_CASE("without any quota limit a delivery takes no domain-wide lock", "[delivery][quota]") {
+  StoreSpool s;
+  auto a = s.account("a@example.com");
+  mhtest::ScopedEnv timeout("MH_LOCK_TIMEOUT", "0.2");
+  mhtest::HoldingChild other([&] {
+    static spool::FileLock held = spool::FileLock::acquire(s.layout().quota_lock(a.domain()));
+  });
+  REQUIRE(other.ready());
+  auto out = spool::deliver_bytes(s.layout(), "Subject: x\n\nx\n", {a});
+  CHECK(out.at(0).status == Status::delivered);
+  CHECK(spool::account_usage(s.layout(), a).messages == 1);
 }
 
 TEST_CASE("a recipient on another filesystem gets a copy (root only: tmpfs)", "[delivery][fullfs]") {

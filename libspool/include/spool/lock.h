@@ -3,7 +3,7 @@
 // file. flock locks belong to the open file description: they are released when the
 // process dies (kill -9 included), so a crashed tool never leaves the spool locked.
 // Acquisition waits up to a timeout, then throws Error(busy) (exit 75).
-// Exclusive locks are also taken on a gate (semaphore) per lock file inside the process first, so
+// Exclusive locks are also taken on a gate per lock file inside the process first, so
 // the threads of one process (mh-serve's delivery pool racing for a domain's quota lock)
 // hand the lock over the moment it is released instead of polling flock; flock still
 // orders them against other processes.
@@ -11,9 +11,10 @@
 
 #include <chrono>
 #include <filesystem>
-#include <semaphore>
 
 namespace spool {
+
+class LockGate; // lock.cc: the in-process gate of one lock file
 
 // $MH_LOCK_TIMEOUT (seconds, may be fractional) or 10 s.
 std::chrono::milliseconds default_lock_timeout();
@@ -41,12 +42,12 @@ public:
   void release() noexcept;
 
 private:
-  FileLock(int fd, std::binary_semaphore* gate) : fd_(fd), gate_(gate) {}
+  FileLock(int fd, LockGate* gate) : fd_(fd), gate_(gate) {}
   int fd_ = -1;
-  // Exclusive locks: the in-process gate, held with the flock. A semaphore, not a mutex,
-  // because a lock may be released on another thread than the one that took it (a POP3
-  // session's mailbox lock).
-  std::binary_semaphore* gate_ = nullptr;
+  // Exclusive locks: the in-process gate, held with the flock. Not a std::mutex, because
+  // a lock may be released on another thread than the one that took it (a POP3 session's
+  // mailbox lock).
+  LockGate* gate_ = nullptr;
 };
 
 } // namespace spool

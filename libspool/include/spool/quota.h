@@ -2,8 +2,9 @@
 // Usage is read from Maildir++ `maildirsize` files (one per account Maildir and per list
 // archive), never by walking message files, so it costs the same for 10 or 100,000
 // messages. Every writer appends "<bytes> <count>" lines with one O_APPEND write, so the
-// sum is exact at any moment; deliver() serializes check + link + append per domain under
-// Layout::quota_lock(domain), so racing deliveries never push a domain over its quota.
+// sum is exact at any moment; when a limit applies, deliver() serializes check + link +
+// append per domain under Layout::quota_lock(domain), so racing deliveries never push a
+// domain over its quota.
 #pragma once
 
 #include "spool/layout.h"
@@ -28,6 +29,15 @@ Usage domain_usage(const Layout& layout, const Domain& domain);
 
 enum class QuotaVerdict { fits, domain_full, account_full };
 
+// The limits that bind one account (0 = unlimited): domain.yaml's quota and, if the
+// address is an account (lists have no account.yaml), account.yaml's.
+struct QuotaLimits {
+  std::uint64_t domain = 0;
+  std::uint64_t account = 0;
+  bool any() const noexcept { return domain != 0 || account != 0; }
+};
+QuotaLimits quota_limits(const Layout& layout, const Address& account);
+
 // The one place quota decisions are made (daemon RCPT/DATA checks, list archiving,
 // deliver()). A message fits when usage + bytes <= quota for the domain and, if the
 // account has one, for the account (quota 0 = unlimited). bytes = 0 asks "is there any
@@ -35,6 +45,9 @@ enum class QuotaVerdict { fits, domain_full, account_full };
 // be exact against concurrent writers hold FileLock(layout.quota_lock(domain)) around the
 // check and the write (deliver() does).
 QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes);
+// The same against limits already read (deliver() reads them before taking the lock).
+QuotaVerdict check_quota(const Layout& layout, const Address& account, const QuotaLimits& limits,
+                         std::uint64_t bytes);
 
 // Rebuilds the account's maildirsize from its message files (under the Maildir's lock).
 Usage recalc_account(const Layout& layout, const Address& account);
