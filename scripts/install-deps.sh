@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libcli11-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libicu-dev
-  libcrypt-dev nlohmann-json3-dev libfmt-dev catch2
+  libcrypt-dev nlohmann-json3-dev catch2
   libasio-dev libc-ares-dev
 )
 # The demo's mail clients (README main job): send with Python/curl, fetch with fetchmail.

@@ -2,9 +2,9 @@
 // ICU converters, and making the result safe UTF-8 for a terminal or a JSON document.
 #include "spool/header_decode.h"
 
-#include <unicode/ucnv.h>
-#include <unicode/ustring.h>
-#include <unicode/utf8.h>
+#include "icu_runtime.h"
+
+#include <unicode/utf16.h>
 
 #include <memory>
 #include <vector>
@@ -42,13 +42,13 @@ bool charset_token_ok(std::string_view s) {
 }
 
 struct ConverterCloser {
-  void operator()(UConverter* c) const { ucnv_close(c); }
+  void operator()(UConverter* c) const { detail::icu().close_converter(c); }
 };
 using Converter = std::unique_ptr<UConverter, ConverterCloser>;
 
 Converter open_converter(const std::string& charset) {
   UErrorCode status = U_ZERO_ERROR;
-  UConverter* c = ucnv_open(charset.c_str(), &status);
+  UConverter* c = detail::icu().open_converter(charset.c_str(), &status);
   if (U_FAILURE(status)) return nullptr;
   return Converter(c);
 }
@@ -282,13 +282,13 @@ std::optional<std::string> charset_to_utf8(std::string_view charset, std::string
   if (!cnv) return std::nullopt;
   std::vector<UChar> utf16(bytes.size() + 16);
   UErrorCode status = U_ZERO_ERROR;
-  std::int32_t n = ucnv_toUChars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+  std::int32_t n = detail::icu().to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
                                  static_cast<std::int32_t>(bytes.size()), &status);
   if (status == U_BUFFER_OVERFLOW_ERROR) {
     utf16.resize(static_cast<std::size_t>(n) + 1);
     status = U_ZERO_ERROR;
-    ucnv_reset(cnv.get());
-    n = ucnv_toUChars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+    detail::icu().reset_converter(cnv.get());
+    n = detail::icu().to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
                       static_cast<std::int32_t>(bytes.size()), &status);
   }
   if (U_FAILURE(status)) return std::nullopt;

@@ -3,7 +3,7 @@
 
 #include "spool/error.h"
 
-#include <unicode/uidna.h>
+#include "icu_runtime.h"
 
 #include <memory>
 
@@ -38,7 +38,7 @@ std::string printable(std::string_view s) {
 }
 
 struct UidnaCloser {
-  void operator()(UIDNA* p) const { uidna_close(p); }
+  void operator()(UIDNA* p) const { detail::icu().close_uts46(p); }
 };
 
 // One UTS #46 converter per thread: uidna objects are immutable after open but the
@@ -46,10 +46,10 @@ struct UidnaCloser {
 UIDNA* uts46() {
   thread_local std::unique_ptr<UIDNA, UidnaCloser> idna = [] {
     UErrorCode status = U_ZERO_ERROR;
-    UIDNA* p = uidna_openUTS46(UIDNA_NONTRANSITIONAL_TO_ASCII | UIDNA_NONTRANSITIONAL_TO_UNICODE |
-                                   UIDNA_CHECK_BIDI | UIDNA_CHECK_CONTEXTJ | UIDNA_USE_STD3_RULES,
-                               &status);
-    if (U_FAILURE(status)) throw Error(Errc::other, std::string("ICU UTS46: ") + u_errorName(status));
+    UIDNA* p = detail::icu().open_uts46(UIDNA_NONTRANSITIONAL_TO_ASCII | UIDNA_NONTRANSITIONAL_TO_UNICODE |
+                                            UIDNA_CHECK_BIDI | UIDNA_CHECK_CONTEXTJ | UIDNA_USE_STD3_RULES,
+                                        &status);
+    if (U_FAILURE(status)) throw Error(Errc::other, std::string("ICU UTS46: ") + detail::icu().error_name(status));
     return std::unique_ptr<UIDNA, UidnaCloser>(p);
   }();
   return idna.get();
@@ -123,7 +123,7 @@ Domain Domain::parse(std::string_view input) {
     char buf[512];
     UErrorCode status = U_ZERO_ERROR;
     UIDNAInfo info = UIDNA_INFO_INITIALIZER;
-    int32_t n = uidna_nameToASCII_UTF8(uts46(), in.data(), static_cast<int32_t>(in.size()), buf,
+    int32_t n = detail::icu().name_to_ascii(uts46(), in.data(), static_cast<int32_t>(in.size()), buf,
                                        sizeof buf, &info, &status);
     if (U_FAILURE(status) || info.errors != 0 || n <= 0 || n >= static_cast<int32_t>(sizeof buf))
       throw reject("not a valid internationalized domain name");
@@ -136,7 +136,7 @@ Domain Domain::parse(std::string_view input) {
     char buf[1024];
     UErrorCode status = U_ZERO_ERROR;
     UIDNAInfo info = UIDNA_INFO_INITIALIZER;
-    uidna_nameToUnicodeUTF8(uts46(), result.data(), static_cast<int32_t>(result.size()), buf,
+    detail::icu().name_to_unicode(uts46(), result.data(), static_cast<int32_t>(result.size()), buf,
                             sizeof buf, &info, &status);
     if (U_FAILURE(status) || info.errors != 0) throw reject("invalid punycode label");
   }
@@ -148,7 +148,7 @@ std::string Domain::unicode() const {
   char buf[1024];
   UErrorCode status = U_ZERO_ERROR;
   UIDNAInfo info = UIDNA_INFO_INITIALIZER;
-  int32_t n = uidna_nameToUnicodeUTF8(uts46(), ascii_.data(), static_cast<int32_t>(ascii_.size()),
+  int32_t n = detail::icu().name_to_unicode(uts46(), ascii_.data(), static_cast<int32_t>(ascii_.size()),
                                       buf, sizeof buf, &info, &status);
   if (U_FAILURE(status) || info.errors != 0 || n <= 0 || n >= static_cast<int32_t>(sizeof buf))
     return ascii_;
