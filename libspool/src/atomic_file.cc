@@ -83,12 +83,19 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   fsync_directory(dir);
 }
 
-std::optional<std::string> read_file_if_exists(const std::filesystem::path& path) {
+std::optional<std::string> read_file_if_exists(const std::filesystem::path& path, FileIdentity* identity) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::nullopt;
     if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + path.string());
     throw_errno("cannot open", path, errno);
+  }
+  if (identity) {
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", path, errno);
+    *identity = FileIdentity{st.st_dev, st.st_ino, st.st_size,
+                             st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                             st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
   }
   std::string out;
   char buf[16384];
@@ -104,8 +111,8 @@ std::optional<std::string> read_file_if_exists(const std::filesystem::path& path
   return out;
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  auto content = read_file_if_exists(path);
+std::string read_file(const std::filesystem::path& path, FileIdentity* identity) {
+  auto content = read_file_if_exists(path, identity);
   if (!content) throw_errno("cannot open", path, ENOENT);
   return *content;
 }

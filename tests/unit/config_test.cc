@@ -83,6 +83,37 @@ TEST_CASE("config: domain.yaml round trip", "[config]") {
   CHECK(back.quota == 0);
 }
 
+TEST_CASE("config: a parsed file is reused only while the file is the same", "[config]") {
+  TempDir dir;
+  const auto file = dir / "domain.yaml";
+  spool::DomainConfig c;
+  c.created = "2026-11-28T03:40:00Z";
+  c.quota = 1000;
+  spool::save_domain_config(file, c);
+  CHECK(spool::load_domain_config(file).quota == 1000);
+  CHECK(spool::load_domain_config(file).quota == 1000); // from the cache
+
+  // Replaced by rename (how every tool writes): the new content at once.
+  c.quota = 2000;
+  spool::save_domain_config(file, c);
+  CHECK(spool::load_domain_config(file).quota == 2000);
+
+  // Rewritten in place by hand (same inode): still seen.
+  struct stat before;
+  REQUIRE(::stat(file.c_str(), &before) == 0);
+  mhtest::write_text(file, "created: 2026-11-28T03:40:00Z\nstate: suspended\nquota: 3000\n");
+  struct stat after;
+  REQUIRE(::stat(file.c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);
+  CHECK(spool::load_domain_config(file).suspended);
+  CHECK(spool::load_domain_config(file).quota == 3000);
+
+  // Broken by hand: the error, not the last good content.
+  mhtest::write_text(file, "created: 2026-11-28T03:40:00Z\nquota: [\n");
+  CHECK(error_from([&] { (void)spool::load_domain_config(file); }).code() == Errc::bad_config);
+  CHECK(error_from([&] { (void)spool::load_domain_config(file); }).code() == Errc::bad_config);
+}
+
 TEST_CASE("config: account.yaml round trip keeps awkward strings intact", "[config]") {
   TempDir dir;
   const auto file = dir / "account.yaml";

@@ -16,9 +16,22 @@ namespace spool {
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content, mode_t mode = 0640);
 
+// Which content a path held when it was read: spool files are replaced by rename, never
+// rewritten in place, so equal identities mean equal content (an edit in place changes
+// size or times).
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  long long mtime_ns = 0;
+  long long ctime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
 // Reads the whole file (no partial reads: loops until EOF). nullopt when it does not exist.
-std::optional<std::string> read_file_if_exists(const std::filesystem::path& path);
-std::string read_file(const std::filesystem::path& path);
+// `identity`, when given, receives the identity of the file that was read.
+std::optional<std::string> read_file_if_exists(const std::filesystem::path& path, FileIdentity* identity = nullptr);
+std::string read_file(const std::filesystem::path& path, FileIdentity* identity = nullptr);
 
 // fsync() a directory so a rename/link/unlink inside it is durable.
 void fsync_directory(const std::filesystem::path& dir);
