@@ -145,7 +145,8 @@ private:
     // domain, so racing deliveries can never both take the last free bytes. Without one
     // there is nothing to race for: the Maildir's writer lock keeps maildirsize exact. (A
     // limit set while this delivery runs binds from the next one on, as if it came later.)
-    const QuotaLimits limits = quota_limits(layout_, rcpt);
+    // link() has just checked that the account exists: read both files directly.
+    const QuotaLimits limits{read_domain(layout_, rcpt.domain()).quota, read_account(layout_, rcpt).quota};
     FileLock quota_lock;
     if (limits.any()) {
       quota_lock = FileLock::acquire(layout_.quota_lock(rcpt.domain()));

@@ -1,9 +1,9 @@
 // delivery.h — safe Maildir delivery by the qmail protocol (SPEC §2): the message is
 // streamed into <maildir>/tmp/, fsynced once, then hard-linked into each recipient's
 // new/ (copied on EXDEV), new/ fsynced, and maildirsize appended. Readers never see a
-// partial file; one message to many accounts is stored once. Quota is checked per
-// recipient under the domain's quota lock (quota.h), which is held only around the
-// check + link + append — never around the data fsync.
+// partial file; one message to many accounts is stored once. When a quota applies it is
+// checked per recipient under the domain's quota lock (quota.h), which is held only
+// around the check + link + append — never around the data fsync.
 #pragma once
 
 #include "spool/layout.h"
@@ -72,7 +72,7 @@ std::string unique_maildir_name();
 std::string maildir_safe_host(std::string_view host, std::size_t budget);
 
 // fsyncs the pending file once, then per recipient: checks quota (domain and optional account
-// quota) under the domain's quota lock and, if it fits, hard-links into <account>/Maildir/new/
+// quota, if either is set) under the domain's quota lock and, if it fits, hard-links into <account>/Maildir/new/
 // (copy if link fails with EXDEV), fsyncs new/, appends to maildirsize. The same bytes are
 // written once for all recipients. Never reports "delivered" before the link is durable.
 // A recipient without an account → no_account; disk full / I/O errors → failed_temporary.

@@ -138,7 +138,8 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
   }
   try {
     if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
-    if (spool::read_domain(layout_, *domain).suspended) return verdict(Kind::disabled, {}, "domain suspended");
+    const spool::DomainConfig domain_config = spool::read_domain(layout_, *domain);
+    if (domain_config.suspended) return verdict(Kind::disabled, {}, "domain suspended");
     std::optional<spool::LocalPart> local;
     try {
       local = spool::LocalPart::parse(mailbox.substr(0, at));
@@ -153,8 +154,11 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
         return verdict(Kind::temporary, {}, "mailing list delivery is not implemented yet");
       return verdict(Kind::unknown_user);
     }
-    if (spool::read_account(layout_, address).suspended) return verdict(Kind::disabled, {}, "account suspended");
-    if (spool::check_quota(layout_, address, size_hint) != spool::QuotaVerdict::fits)
+    const spool::AccountConfig account_config = spool::read_account(layout_, address);
+    if (account_config.suspended) return verdict(Kind::disabled, {}, "account suspended");
+    // The limits from the two files just read: each read walks and checks the path again.
+    const spool::QuotaLimits limits{domain_config.quota, account_config.quota};
+    if (spool::check_quota(layout_, address, limits, size_hint) != spool::QuotaVerdict::fits)
       return verdict(Kind::over_quota);
     return verdict(Kind::local, address.str());
   } catch (const spool::Error& e) {
