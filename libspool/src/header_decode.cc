@@ -282,13 +282,14 @@ std::optional<std::string> charset_to_utf8(std::string_view charset, std::string
   if (!cnv) return std::nullopt;
   std::vector<UChar> utf16(bytes.size() + 16);
   UErrorCode status = U_ZERO_ERROR;
-  std::int32_t n = detail::icu().to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+  const auto& icu = detail::icu();
+  std::int32_t n = icu.to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
                                  static_cast<std::int32_t>(bytes.size()), &status);
   if (status == U_BUFFER_OVERFLOW_ERROR) {
     utf16.resize(static_cast<std::size_t>(n) + 1);
     status = U_ZERO_ERROR;
-    detail::icu().reset_converter(cnv.get());
-    n = detail::icu().to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
+    icu.reset_converter(cnv.get());
+    n = icu.to_uchars(cnv.get(), utf16.data(), static_cast<std::int32_t>(utf16.size()), bytes.data(),
                       static_cast<std::int32_t>(bytes.size()), &status);
   }
   if (U_FAILURE(status)) return std::nullopt;

@@ -124,7 +124,7 @@ Domain Domain::parse(std::string_view input) {
     UErrorCode status = U_ZERO_ERROR;
     UIDNAInfo info = UIDNA_INFO_INITIALIZER;
     int32_t n = detail::icu().name_to_ascii(uts46(), in.data(), static_cast<int32_t>(in.size()), buf,
-                                       sizeof buf, &info, &status);
+                                            sizeof buf, &info, &status);
     if (U_FAILURE(status) || info.errors != 0 || n <= 0 || n >= static_cast<int32_t>(sizeof buf))
       throw reject("not a valid internationalized domain name");
     result.assign(buf, static_cast<std::size_t>(n));
@@ -137,7 +137,7 @@ Domain Domain::parse(std::string_view input) {
     UErrorCode status = U_ZERO_ERROR;
     UIDNAInfo info = UIDNA_INFO_INITIALIZER;
     detail::icu().name_to_unicode(uts46(), result.data(), static_cast<int32_t>(result.size()), buf,
-                            sizeof buf, &info, &status);
+                                  sizeof buf, &info, &status);
     if (U_FAILURE(status) || info.errors != 0) throw reject("invalid punycode label");
   }
   return Domain(std::move(result));
@@ -149,7 +149,7 @@ std::string Domain::unicode() const {
   UErrorCode status = U_ZERO_ERROR;
   UIDNAInfo info = UIDNA_INFO_INITIALIZER;
   int32_t n = detail::icu().name_to_unicode(uts46(), ascii_.data(), static_cast<int32_t>(ascii_.size()),
-                                      buf, sizeof buf, &info, &status);
+                                            buf, sizeof buf, &info, &status);
   if (U_FAILURE(status) || info.errors != 0 || n <= 0 || n >= static_cast<int32_t>(sizeof buf))
     return ascii_;
   return std::string(buf, static_cast<std::size_t>(n));

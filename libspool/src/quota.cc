@@ -30,6 +30,14 @@ bool exceeds(std::uint64_t quota, std::uint64_t used, std::uint64_t bytes) {
   return bytes == 0 ? used >= quota : used + bytes > quota;
 }
 
+// Lists have no account.yaml: only the domain's quota applies to their archives.
+QuotaLimits quota_limits(const Layout& layout, const Address& account) {
+  QuotaLimits limits;
+  limits.domain = read_domain(layout, account.domain()).quota;
+  if (account_exists(layout, account)) limits.account = read_account(layout, account).quota;
+  return limits;
+}
+
 } // namespace
 
 Usage account_usage(const Layout& layout, const Address& account) {
@@ -59,13 +67,6 @@ Usage domain_usage(const Layout& layout, const Domain& domain) {
     total.messages += u.messages;
   }
   return total;
-}
-
-QuotaLimits quota_limits(const Layout& layout, const Address& account) {
-  QuotaLimits limits;
-  limits.domain = read_domain(layout, account.domain()).quota;
-  if (account_exists(layout, account)) limits.account = read_account(layout, account).quota;
-  return limits;
 }
 
 QuotaVerdict check_quota(const Layout& layout, const Address& account, const QuotaLimits& limits,

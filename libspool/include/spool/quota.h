@@ -36,7 +36,6 @@ struct QuotaLimits {
   std::uint64_t account = 0;
   bool any() const noexcept { return domain != 0 || account != 0; }
 };
-QuotaLimits quota_limits(const Layout& layout, const Address& account);
 
 // The one place quota decisions are made (daemon RCPT/DATA checks, list archiving,
 // deliver()). A message fits when usage + bytes <= quota for the domain and, if the
@@ -45,7 +44,8 @@ QuotaLimits quota_limits(const Layout& layout, const Address& account);
 // be exact against concurrent writers hold FileLock(layout.quota_lock(domain)) around the
 // check and the write (deliver() does).
 QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint64_t bytes);
-// The same against limits already read (deliver() reads them before taking the lock).
+// The same against limits the caller already has from the two files (the RCPT check,
+// deliver() before it takes the lock): each read re-walks the path's symlink checks.
 QuotaVerdict check_quota(const Layout& layout, const Address& account, const QuotaLimits& limits,
                          std::uint64_t bytes);
 
