@@ -181,7 +181,10 @@ class Fcrdns(unittest.TestCase):
             self.assertEqual(r["verdict"], expected[r["ip"]], r)
             self.assertEqual(r["calls"], 1, r)
             self.assertTrue(r["callback_on_other_thread"], r)
-            self.assertLess(r["elapsed_ms"], 1000, r)   # a burst costs no retries
+            # Within the resolver's own bound (timeout 2000 ms × 2 tries + slack). Not
+            # tighter: under a loaded CI host dnsmasq may drop one of the 1,050 queries,
+            # and a retry is correct behaviour, not a failure.
+            self.assertLess(r["elapsed_ms"], 4600, r)
 
     def test_definite_verdicts_are_cached_temporary_ones_are_not(self):
         results = self.check("127.0.0.4", "127.0.0.9", extra=["--repeat", "2"])["results"]
