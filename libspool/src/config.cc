@@ -285,8 +285,8 @@ ServerConfig load_server_config(const fs::path& file) {
   auto text = read_file_if_exists(file);
   if (!text) return c;
   YAML::Node root = r.parse(*text);
-  r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "limits",
-                     "timeouts", "clamd"});
+  r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "outbound",
+                     "limits", "timeouts", "clamd"});
   record_key_lines(root, "", c.key_lines);
   if (root["hostname"]) c.hostname = r.str(root["hostname"], "hostname");
   if (auto listen = root["listen"]) {
@@ -326,12 +326,54 @@ ServerConfig load_server_config(const fs::path& file) {
   }
   if (auto relay = root["relay"]) {
     if (!relay.IsMap()) r.fail(relay, "relay", "expected a mapping");
-    r.only_keys(relay, {"host"}, "relay.");
+    r.only_keys(relay, {"host", "tls"}, "relay.");
     if (relay["host"]) c.relay_host = r.str(relay["host"], "relay.host");
+    if (auto tls = relay["tls"]) {
+      const std::string v = r.str(tls, "relay.tls");
+      if (v == "opportunistic") c.relay_tls = ServerConfig::OutboundTls::opportunistic;
+      else if (v == "required") c.relay_tls = ServerConfig::OutboundTls::required;
+      else if (v == "none") c.relay_tls = ServerConfig::OutboundTls::none;
+      else r.fail(tls, "relay.tls", "expected 'opportunistic', 'required' or 'none', got '" + v + "'");
+    }
+  }
+  if (auto out = root["outbound"]) {
+    if (!out.IsMap()) r.fail(out, "outbound", "expected a mapping");
+    r.only_keys(out, {"port", "concurrency", "per_destination", "retry", "give_up", "timeout", "connect_timeout"},
+                "outbound.");
+    if (out["port"]) {
+      const std::uint32_t port = r.count(out["port"], "outbound.port");
+      if (port == 0 || port > 65535) r.fail(out["port"], "outbound.port", "expected a port number 1..65535");
+      c.outbound_port = static_cast<std::uint16_t>(port);
+    }
+    if (out["concurrency"]) c.outbound_concurrency = r.count(out["concurrency"], "outbound.concurrency");
+    if (out["per_destination"]) c.outbound_per_destination = r.count(out["per_destination"], "outbound.per_destination");
+    if (c.outbound_concurrency == 0) r.fail(out["concurrency"], "outbound.concurrency", "must be at least 1");
+    if (out["per_destination"] && c.outbound_per_destination == 0)
+      r.fail(out["per_destination"], "outbound.per_destination", "must be at least 1");
+    if (auto retry = out["retry"]) {
+      if (!retry.IsSequence() || retry.size() == 0)
+        r.fail(retry, "outbound.retry", "expected a non-empty list of durations like [5m, 15m, 1h]");
+      c.outbound_retry.clear();
+      for (const auto& step : retry) {
+        const auto d = std::chrono::duration_cast<std::chrono::seconds>(r.duration(step, "outbound.retry"));
+        if (d.count() < 1) r.fail(step, "outbound.retry", "a retry step must be at least 1s");
+        c.outbound_retry.push_back(d);
+      }
+    }
+    if (out["give_up"])
+      c.outbound_give_up = std::chrono::duration_cast<std::chrono::seconds>(r.duration(out["give_up"], "outbound.give_up"));
+    if (out["timeout"]) c.outbound_timeout = r.duration(out["timeout"], "outbound.timeout");
+    if (out["connect_timeout"]) c.outbound_connect_timeout = r.duration(out["connect_timeout"], "outbound.connect_timeout");
+    if (c.outbound_timeout.count() < 100) r.fail(out["timeout"], "outbound.timeout", "must be at least 100ms");
+    if (c.outbound_connect_timeout.count() < 100)
+      r.fail(out["connect_timeout"], "outbound.connect_timeout", "must be at least 100ms");
   }
   if (auto limits = root["limits"]) {
     if (!limits.IsMap()) r.fail(limits, "limits", "expected a mapping");
-    r.only_keys(limits, {"message_size", "recipients", "connections", "connections_per_ip"}, "limits.");
+    r.only_keys(limits, {"message_size", "recipients", "connections", "connections_per_ip", "sending_per_hour"},
+                "limits.");
+    if (limits["sending_per_hour"])
+      c.limit_sending_per_hour = r.count(limits["sending_per_hour"], "limits.sending_per_hour");
     if (limits["message_size"]) c.limit_message_size = r.size(limits["message_size"], "limits.message_size");
     if (limits["recipients"]) c.limit_recipients = r.count(limits["recipients"], "limits.recipients");
     if (limits["connections"]) c.limit_connections = r.count(limits["connections"], "limits.connections");

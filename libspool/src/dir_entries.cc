@@ -22,7 +22,7 @@ std::vector<DirEntry> read_entries(const std::filesystem::path& dir, bool with_d
     const std::string_view n = e->d_name;
     if (n == "." || n == "..") continue;
     if (n[0] == '.' && !with_dot_files) continue;
-    out.push_back({std::string(n), e->d_type});
+    out.push_back({std::string(n), e->d_type, static_cast<std::uint64_t>(e->d_ino)});
   }
   const int err = errno;
   ::closedir(d);

@@ -2,6 +2,7 @@
 // with readdir (no stat per entry), for listing Maildirs and the queue.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@ namespace spool::detail {
 struct DirEntry {
   std::string name;
   unsigned char type;  // DT_REG, DT_DIR, … or DT_UNKNOWN (then the caller lstat()s)
+  std::uint64_t inode = 0;
 };
 
 // "." and ".." are never listed; other dot files only when asked. A missing directory

@@ -131,6 +131,7 @@ QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id,
   if (!text.empty() && text.back() != '\n') bad_env(file, 1, "last line is not complete");
   QueueEnvelope e;
   std::map<std::string, int> seen;  // key → line, for duplicates and required keys
+  std::vector<std::pair<std::size_t, std::string>> errors;  // recipient_error lines
   int line_no = 0;
   while (!text.empty()) {
     ++line_no;
@@ -144,7 +145,7 @@ QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id,
     if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     if (!queue_value_ok(value)) bad_env(file, line_no, "key '" + key + "': value has forbidden characters");
     if (line_no == 1 && key != "format") bad_env(file, line_no, "the first line must be 'format: 1'");
-    if (key != "recipient" && !seen.emplace(key, line_no).second)
+    if (key != "recipient" && key != "recipient_error" && !seen.emplace(key, line_no).second)
       bad_env(file, line_no, "key '" + key + "' given twice");
     if (key == "format") {
       if (parse_int<int>(file, line_no, key, value) != queue_format)
@@ -164,6 +165,12 @@ QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id,
       e.next_attempt = parse_int<std::int64_t>(file, line_no, key, value);
     } else if (key == "last_error") {
       e.last_error = std::string(value);
+    } else if (key == "recipient_error") {
+      // "N TEXT": N is the 1-based index of a recipient line (which may come later).
+      const auto space = value.find(' ');
+      const auto n = parse_int<std::size_t>(file, line_no, key, value.substr(0, space));
+      if (n == 0 || n > max_queue_recipients) bad_env(file, line_no, "key 'recipient_error': no recipient " + std::to_string(n));
+      errors.emplace_back(n - 1, std::string(space == std::string_view::npos ? "" : value.substr(space + 1)));
     } else if (key == "recipient") {
       if (value.empty()) bad_env(file, line_no, "key 'recipient': empty");
       if (e.recipients.size() >= max_queue_recipients)
@@ -176,6 +183,12 @@ QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id,
   for (const char* required : {"format", "id", "created", "sender", "attempts", "next_attempt"})
     if (!seen.count(required)) bad_env(file, line_no, "required key '" + std::string(required) + "' is missing");
   if (e.recipients.empty()) bad_env(file, line_no, "no 'recipient' line");
+  for (auto& [index, text] : errors) {
+    if (index >= e.recipients.size())
+      bad_env(file, line_no, "key 'recipient_error': no recipient " + std::to_string(index + 1));
+    e.recipient_errors.resize(e.recipients.size());
+    e.recipient_errors[index] = std::move(text);
+  }
   return e;
 }
 
@@ -186,6 +199,10 @@ void check_envelope(const QueueEnvelope& e) {
     if (!queue_value_ok(*v)) throw Error(Errc::invalid_input, "queue envelope value has forbidden characters");
   for (const auto& r : e.recipients)
     if (r.empty() || !queue_value_ok(r)) throw Error(Errc::invalid_input, "bad queue recipient");
+  if (!e.recipient_errors.empty() && e.recipient_errors.size() != e.recipients.size())
+    throw Error(Errc::invalid_input, "queue envelope: recipient_errors does not match recipients");
+  for (const auto& t : e.recipient_errors)
+    if (!queue_value_ok(t)) throw Error(Errc::invalid_input, "queue envelope value has forbidden characters");
 }
 
 } // namespace
@@ -225,6 +242,9 @@ std::string format_queue_envelope(const QueueEnvelope& e) {
   out += "next_attempt: " + std::to_string(e.next_attempt) + "\n";
   if (!e.last_error.empty()) out += "last_error: " + e.last_error + "\n";
   for (const auto& r : e.recipients) out += "recipient: " + r + "\n";
+  for (std::size_t i = 0; i < e.recipient_errors.size(); ++i)
+    if (!e.recipient_errors[i].empty())
+      out += "recipient_error: " + std::to_string(i + 1) + " " + e.recipient_errors[i] + "\n";
   return out;
 }
 
@@ -241,11 +261,12 @@ QueueMessage QueueMessage::begin(const Layout& layout) {
   return m;
 }
 
-QueueMessage QueueMessage::adopt(const Layout& layout, const fs::path& complete_file) {
+QueueMessage QueueMessage::adopt(const Layout& layout, const fs::path& complete_file, std::string id) {
+  if (!id.empty() && !queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + id.substr(0, 80));
   ensure_tmp_dir(layout);
   QueueMessage m;
   m.layout_ = &layout;
-  m.id_ = new_queue_id();
+  m.id_ = id.empty() ? new_queue_id() : std::move(id);
   m.adopted_ = complete_file;
   m.fd_ = ::open(complete_file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (m.fd_ < 0) throw_errno("cannot open", complete_file, errno);
@@ -392,6 +413,71 @@ std::vector<std::string> list_queue(const Layout& layout) {
   return out;
 }
 
+QueueScan scan_queue(const Layout& layout) {
+  layout.verify_no_symlinks(layout.queue_dir());
+  std::map<std::string, std::pair<unsigned char, unsigned char>> seen;  // id → (.msg type, .env type)
+  std::map<std::string, std::uint64_t> inodes;
+  for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/false)) {
+    unsigned char type = e.type;
+    if (type == DT_UNKNOWN) {  // file systems without d_type: one lstat
+      struct stat st;
+      if (::lstat((layout.queue_dir() / e.name).c_str(), &st) != 0) continue;
+      type = S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_LNK;
+    }
+    if (std::string id = id_of(e.name, ".msg"); !id.empty()) {
+      seen[id].first = type;
+    } else if (std::string id2 = id_of(e.name, ".env"); !id2.empty()) {
+      seen[id2].second = type;
+      inodes[id2] = e.inode;
+    }
+  }
+  QueueScan out;
+  for (const auto& [id, types] : seen) {
+    const auto [msg, env] = types;
+    if ((msg != 0 && msg != DT_REG) || (env != 0 && env != DT_REG)) out.suspect.push_back(id);
+    else if (msg == DT_REG && env == DT_REG) out.entries.push_back({id, inodes[id]});
+    // One file alone: being written, or debris for sweep_queue().
+  }
+  return out;
+}
+
+std::vector<fs::path> quarantine_queue_entry(const Layout& layout, std::string_view id) {
+  if (!queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + std::string(id.substr(0, 80)));
+  const fs::path corrupt = layout.queue_dir() / "corrupt";
+  layout.verify_no_symlinks(corrupt);
+  if (::mkdir(corrupt.c_str(), 0750) != 0 && errno != EEXIST) throw_errno("cannot create directory", corrupt, errno);
+  // A writer or runner holding the entry decides for itself.
+  int fd = ::open(msg_path(layout, id).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0 && !try_lock(fd)) {
+    ::close(fd);
+    return {};
+  }
+  std::vector<fs::path> moved;
+  // .env first: the entry stops existing for everyone before its message moves.
+  for (const fs::path& from : {env_path(layout, id), msg_path(layout, id)}) {
+    const fs::path to = corrupt / from.filename();
+    if (::rename(from.c_str(), to.c_str()) == 0) moved.push_back(to);
+    else if (errno != ENOENT) {
+      int err = errno;
+      if (fd >= 0) ::close(fd);
+      throw_errno("cannot move to queue/corrupt/", from, err);
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  fsync_directory(corrupt);
+  fsync_directory(layout.queue_dir());
+  return moved;
+}
+
+std::string enqueue_message(const Layout& layout, QueueEnvelope envelope, std::string_view message) {
+  QueueMessage m = QueueMessage::begin(layout);
+  m.append(message);
+  m.commit(std::move(envelope));
+  std::string id = m.id();
+  m.release();
+  return id;
+}
+
 QueueEnvelope load_queue_entry(const Layout& layout, std::string_view id) {
   if (!queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + std::string(id.substr(0, 80)));
   const fs::path file = env_path(layout, id);
@@ -425,11 +511,19 @@ std::optional<QueueClaim> QueueClaim::try_claim(const Layout& layout, std::strin
   const fs::path env = env_path(layout, id);
   if (!regular_file(env)) return std::nullopt;  // not committed (or half removed)
   c.envelope_ = load_queue_entry(layout, id);
+  c.size_ = static_cast<std::uint64_t>(held.st_size);
+  c.stat_env();
   return c;
 }
 
-QueueClaim::QueueClaim(QueueClaim&& o) noexcept : layout_(o.layout_), envelope_(std::move(o.envelope_)), fd_(o.fd_) {
+QueueClaim::QueueClaim(QueueClaim&& o) noexcept
+    : layout_(o.layout_), envelope_(std::move(o.envelope_)), fd_(o.fd_), size_(o.size_), env_inode_(o.env_inode_) {
   o.fd_ = -1;
+}
+
+void QueueClaim::stat_env() {
+  struct stat st;
+  env_inode_ = ::lstat(env_path(*layout_, envelope_.id).c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
 QueueClaim& QueueClaim::operator=(QueueClaim&& o) noexcept {
@@ -438,6 +532,8 @@ QueueClaim& QueueClaim::operator=(QueueClaim&& o) noexcept {
     layout_ = o.layout_;
     envelope_ = std::move(o.envelope_);
     fd_ = o.fd_;
+    size_ = o.size_;
+    env_inode_ = o.env_inode_;
     o.fd_ = -1;
   }
   return *this;
@@ -453,6 +549,7 @@ void QueueClaim::update(QueueEnvelope envelope) {
   check_envelope(envelope);
   write_file_atomic(env_path(*layout_, envelope.id), format_queue_envelope(envelope), 0640);
   envelope_ = std::move(envelope);
+  stat_env();
 }
 
 void QueueClaim::remove() {

@@ -44,6 +44,20 @@ struct ServerConfig {
   std::vector<std::string> auth_plaintext_networks{"127.0.0.1/32", "::1/128"};
   bool auth_plaintext_any = false;
   std::string relay_host;                                // "host:port"; empty = by MX
+  // relay.tls: STARTTLS towards the relay and MX hosts. opportunistic = when offered;
+  // required = never send in clear (the attempt fails temporarily); none = never try.
+  enum class OutboundTls { opportunistic, required, none };
+  OutboundTls relay_tls = OutboundTls::opportunistic;
+  std::uint16_t outbound_port = 25;                      // where MX hosts are dialled
+  std::uint32_t outbound_concurrency = 20;               // transfers in flight, overall
+  std::uint32_t outbound_per_destination = 10;           // … to one destination (domain/relay)
+  // Back-off between attempts; the last step repeats (Postfix-like 5m, 15m, 1h …).
+  std::vector<std::chrono::seconds> outbound_retry{std::chrono::minutes(5), std::chrono::minutes(15),
+                                                   std::chrono::hours(1)};
+  std::chrono::seconds outbound_give_up{std::chrono::hours(24 * 5)};  // then a DSN
+  std::chrono::milliseconds outbound_timeout{300000};    // per remote reply (RFC 5321 §4.5.3.2)
+  std::chrono::milliseconds outbound_connect_timeout{30000};
+  std::uint32_t limit_sending_per_hour = 500;            // recipients per authenticated account; 0 = no limit
   std::uint64_t limit_message_size = 31457280;
   std::uint32_t limit_recipients = 100;
   std::uint32_t limit_connections = 1000;

@@ -44,6 +44,9 @@ struct QueueEnvelope {
   std::uint32_t attempts = 0;           // delivery attempts made
   std::int64_t next_attempt = 0;        // unix seconds; not before this
   std::string last_error;               // the last attempt's failure, for people
+  // Per recipient (same index as `recipients`, or empty = none known): the last reply or
+  // failure seen for it ("451 4.2.0 try later", "connection refused"), for queue show.
+  std::vector<std::string> recipient_errors;
 };
 
 // 1–64 characters of [0-9A-Za-z]: safe as a file name, never a dot file.
@@ -61,7 +64,9 @@ bool queue_value_ok(std::string_view value);
 class QueueMessage {
 public:
   static QueueMessage begin(const Layout& layout);
-  static QueueMessage adopt(const Layout& layout, const fs::path& complete_file);
+  // `id`: one from new_queue_id() chosen earlier (so it can be announced before the
+  // message is complete); empty = a new one.
+  static QueueMessage adopt(const Layout& layout, const fs::path& complete_file, std::string id = {});
 
   QueueMessage(QueueMessage&& other) noexcept;
   QueueMessage& operator=(QueueMessage&& other) noexcept;
@@ -104,6 +109,28 @@ private:
 // tmp/ or without .env are not listed.
 std::vector<std::string> list_queue(const Layout& layout);
 
+// One readdir of queue/, no stat per entry (100,000 entries take milliseconds): what the
+// runner needs to notice new, changed (replaced .env → new inode) and removed entries.
+struct QueueScan {
+  struct Entry {
+    std::string id;
+    std::uint64_t env_inode = 0;   // changes whenever the .env is replaced
+  };
+  std::vector<Entry> entries;        // both files present as regular files; sorted by id
+  std::vector<std::string> suspect;  // ids whose .msg or .env is not a regular file (a planted symlink …)
+};
+QueueScan scan_queue(const Layout& layout);
+
+// Moves what exists of an entry (.msg, .env — regular files or not, never followed) to
+// queue/corrupt/, where no runner looks, and returns the new paths. Used for entries that
+// cannot be delivered as they are: truncated, malformed, unreadable. Skips (returns {})
+// an entry whose .msg someone holds locked. Never deletes anything.
+std::vector<fs::path> quarantine_queue_entry(const Layout& layout, std::string_view id);
+
+// Convenience for mail made by the server itself (DSNs, later auto-replies and
+// forwards): the whole message in memory, committed and released at once. Returns the id.
+std::string enqueue_message(const Layout& layout, QueueEnvelope envelope, std::string_view message);
+
 // Reads queue/<id>.env strictly: Error(bad_config, "file:line: …") when malformed,
 // Error(other) when it does not exist, Error(invalid_input) for a bad id.
 QueueEnvelope load_queue_entry(const Layout& layout, std::string_view id);
@@ -126,6 +153,8 @@ public:
 
   const QueueEnvelope& envelope() const noexcept { return envelope_; }
   int message_fd() const noexcept { return fd_; }     // read-only, positioned at 0
+  std::uint64_t message_size() const noexcept { return size_; }
+  std::uint64_t env_inode() const noexcept { return env_inode_; }  // as scan_queue() reports it
   fs::path message_path() const;
   // Replaces the .env atomically (e.g. attempts+1, next_attempt, fewer recipients).
   void update(QueueEnvelope envelope);
@@ -137,6 +166,9 @@ private:
   const Layout* layout_ = nullptr;
   QueueEnvelope envelope_;
   int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::uint64_t env_inode_ = 0;
+  void stat_env();
 };
 
 struct QueueSweep {

@@ -271,7 +271,10 @@ int run_server(const ServerOptions& options, const spool::Layout& layout, Backen
   if (::geteuid() == 0) log_line("warning: running as root (the spool is owned by root)");
   server.load_tls();
   server.announce();
-  return server.run();
+  if (o.start_background) o.start_background();
+  const int code = server.run();
+  if (o.stop_background) o.stop_background();
+  return code;
 }
 
 } // namespace mh::net

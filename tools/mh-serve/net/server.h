@@ -11,6 +11,7 @@
 #include <spool/layout.h>
 
 #include <chrono>
+#include <functional>
 
 namespace mh::net {
 
@@ -19,6 +20,10 @@ struct ServerOptions {
   unsigned threads = 0;                         // event-loop threads; 0 = one per core
   unsigned delivery_threads = 0;                // blocking work (fsync, hashing); 0 = 4 per core
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: time for open transactions
+  // Work beside the listeners (the outbound queue runner): started once privileges are
+  // dropped and the listeners are ready, stopped after the last connection has ended.
+  std::function<void()> start_background;
+  std::function<void()> stop_background;
 };
 
 // What the sessions ask of the spool; all thread-safe, shared by every connection.

@@ -87,6 +87,10 @@ public:
   // stored (the caller replies 451).
   virtual std::vector<DeliveryResult> deliver() = 0;
   virtual void abort() noexcept = 0;                  // discard; also done by the destructor
+  // The id the message will be queued under when it has remote recipients (known from
+  // the start, so the Received header and "250 … queued as ID" name the real queue
+  // entry); "" when nothing will be queued (the session then makes an id of its own).
+  virtual std::string queue_id() const { return {}; }
 };
 
 class MailBackend {

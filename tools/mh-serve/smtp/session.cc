@@ -690,7 +690,8 @@ void SmtpSession::proceed_data(const Command&, Output& out) {
     envelope.remote = tx_->remote;
     envelope.auth = auth_address_;
     tx_->sink = backend_.begin_message(envelope);
-    tx_->id = backend_.new_message_id();
+    tx_->id = tx_->sink->queue_id();
+    if (tx_->id.empty()) tx_->id = backend_.new_message_id();
     TraceInfo t;
     t.helo = helo_;
     t.esmtp = esmtp_;

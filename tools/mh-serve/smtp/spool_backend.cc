@@ -9,6 +9,7 @@
 #include "smtp/spool_backend.h"
 
 #include <spool/accounts.h>
+#include <spool/bounce.h>
 #include <spool/delivery.h>
 #include <spool/error.h>
 #include <spool/queue.h>
@@ -32,18 +33,25 @@ RecipientCheck verdict(Kind kind, std::string canonical = {}, std::string detail
   return r;
 }
 
+constexpr std::size_t max_captured_headers = 64 * 1024;  // for a DSN's text/rfc822-headers
+
 class SpoolSink : public MessageSink {
 public:
   // Local recipients: stream into the first one's Maildir (local non-empty).
-  SpoolSink(const spool::Layout& layout, spool::PendingMessage message, std::vector<spool::Address> local,
-            Envelope envelope, std::int64_t now)
-      : layout_(layout), message_(std::move(message)), local_(std::move(local)), envelope_(std::move(envelope)),
-        now_(now) {}
+  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, spool::PendingMessage message,
+            std::vector<spool::Address> local, Envelope envelope, std::int64_t now)
+      : layout_(layout), outbound_(outbound), message_(std::move(message)), local_(std::move(local)), envelope_(std::move(envelope)),
+        now_(now), queue_id_(envelope_.remote.empty() ? std::string() : spool::new_queue_id()) {}
   // Remote recipients only: stream into the queue.
-  SpoolSink(const spool::Layout& layout, spool::QueueMessage queued, Envelope envelope, std::int64_t now)
-      : layout_(layout), queued_(std::move(queued)), envelope_(std::move(envelope)), now_(now) {}
+  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, spool::QueueMessage queued,
+            Envelope envelope, std::int64_t now)
+      : layout_(layout), outbound_(outbound), queued_(std::move(queued)), envelope_(std::move(envelope)), now_(now),
+        queue_id_(queued_->id()) {}
+
+  std::string queue_id() const override { return queue_id_; }
 
   void append(std::string_view bytes) override {
+    capture_headers(bytes);
     if (message_) message_->append(bytes);
     else queued_->append(bytes);
   }
@@ -52,12 +60,13 @@ public:
     if (!envelope_.remote.empty()) {
       if (message_) {
         message_->finish();  // step 1: the one data fsync
-        queued_ = spool::QueueMessage::adopt(layout_, message_->tmp_path());
+        queued_ = spool::QueueMessage::adopt(layout_, message_->tmp_path(), queue_id_);
       }
       queued_->commit(queue_envelope());  // step 2; throws → 451 for everyone
     }
     std::vector<DeliveryResult> out;
     bool temporary = false;
+    std::vector<spool::BounceFailure> failed;  // local recipients refused after DATA
     if (message_) {
       std::vector<spool::DeliveryOutcome> outcomes;
       try {
@@ -73,8 +82,14 @@ public:
         r.uidl = o.uidl;
         switch (o.status) {
         case spool::DeliveryOutcome::Status::delivered: r.status = DeliveryResult::Status::delivered; break;
-        case spool::DeliveryOutcome::Status::over_quota: r.status = DeliveryResult::Status::over_quota; break;
-        case spool::DeliveryOutcome::Status::no_account: r.status = DeliveryResult::Status::no_account; break;
+        case spool::DeliveryOutcome::Status::over_quota:
+          r.status = DeliveryResult::Status::over_quota;
+          failed.push_back({r.recipient, "552 5.2.2 <" + r.recipient + ">: Disk quota exceeded", ""});
+          break;
+        case spool::DeliveryOutcome::Status::no_account:
+          r.status = DeliveryResult::Status::no_account;
+          failed.push_back({r.recipient, "550 5.1.1 <" + r.recipient + ">: User unknown", ""});
+          break;
         case spool::DeliveryOutcome::Status::failed_temporary:
           r.status = DeliveryResult::Status::temporary;
           temporary = true;
@@ -97,7 +112,9 @@ public:
         out.push_back(std::move(r));
       }
       queued_->release();
+      if (!withdrawn && outbound_.queued) outbound_.queued(queued_->id());
     }
+    if (!temporary && failed.size() < out.size()) bounce_refused(failed);
     return out;
   }
 
@@ -107,6 +124,43 @@ public:
   }
 
 private:
+  // The header block, kept while it streams by: after delivery the message exists only
+  // under its recipients' names, and a DSN quotes the headers (RFC 3464 §2).
+  void capture_headers(std::string_view bytes) {
+    if (headers_done_) return;
+    const std::size_t room = max_captured_headers - headers_.size();
+    headers_.append(bytes.substr(0, room));
+    for (const char* end : {"\n\n", "\r\n\r\n"})
+      if (auto pos = headers_.find(end); pos != std::string::npos) {
+        headers_.resize(pos + 1);
+        headers_done_ = true;
+      }
+    if (headers_.size() >= max_captured_headers) {
+      headers_.resize(headers_.rfind('\n') == std::string::npos ? 0 : headers_.rfind('\n') + 1);
+      headers_done_ = true;
+    }
+  }
+
+  // Delivered to some, refused for others (the domain filled up between RCPT and the
+  // end of DATA): SMTP can only answer 250 for the whole message, so the refused
+  // recipients are reported by a DSN (SPEC §4). When nobody got it, the session answers
+  // 552/550 itself and no DSN is needed. A failure to queue the DSN is only logged by
+  // the caller's transaction line: the message itself was stored.
+  void bounce_refused(const std::vector<spool::BounceFailure>& failed) {
+    if (failed.empty() || envelope_.sender.empty()) return;
+    spool::QueueEnvelope original;
+    original.id = queue_id_;
+    original.sender = envelope_.sender;
+    original.created = now_;
+    try {
+      const std::string id = spool::queue_bounce_with_headers(layout_, outbound_.reporting_mta, original, headers_,
+                                                              failed, now_);
+      if (!id.empty() && outbound_.queued) outbound_.queued(id);
+    } catch (const spool::Error&) {
+      // Disk full: the sender still saw "not delivered" lines in the 250 reply.
+    }
+  }
+
   spool::QueueEnvelope queue_envelope() const {
     spool::QueueEnvelope e;
     e.sender = envelope_.sender;
@@ -118,11 +172,15 @@ private:
   }
 
   const spool::Layout& layout_;
+  const SpoolBackend::Outbound& outbound_;
   std::optional<spool::PendingMessage> message_;
   std::optional<spool::QueueMessage> queued_;
   std::vector<spool::Address> local_;
   Envelope envelope_;
   std::int64_t now_;
+  std::string queue_id_;
+  std::string headers_;
+  bool headers_done_ = false;
 };
 
 } // namespace
@@ -173,12 +231,12 @@ std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelop
   for (const auto& r : envelope.local) local.push_back(spool::Address::parse(r));
   if (local.empty() && envelope.remote.empty()) throw spool::Error(spool::Errc::other, "no recipients");
   if (local.empty())
-    return std::make_unique<SpoolSink>(layout_, spool::QueueMessage::begin(layout_), envelope, now());
+    return std::make_unique<SpoolSink>(layout_, outbound_, spool::QueueMessage::begin(layout_), envelope, now());
   // The tmp file lives in the first recipient's Maildir, so the link into each new/ is on
   // the same file system in the common case (deliver() copies on EXDEV).
   layout_.verify_no_symlinks(layout_.maildir(local.front()) / "tmp");
   auto message = spool::PendingMessage::begin(layout_.maildir(local.front()));
-  return std::make_unique<SpoolSink>(layout_, std::move(message), std::move(local), envelope, now());
+  return std::make_unique<SpoolSink>(layout_, outbound_, std::move(message), std::move(local), envelope, now());
 }
 
 SenderState SpoolBackend::sender_state(std::string_view account) {

@@ -14,6 +14,8 @@
 #include <spool/layout.h>
 
 #include <atomic>
+#include <functional>
+#include <string>
 
 namespace mh::smtp {
 
@@ -27,8 +29,19 @@ public:
   std::string new_message_id() override;
   std::int64_t now() override;
 
+  // What the outbound side needs to know: our host name (the Reporting-MTA of a DSN for
+  // a local recipient found over quota after DATA) and whom to tell that an entry was
+  // committed (the queue runner, so it need not wait for its next scan). Set once,
+  // before serving.
+  struct Outbound {
+    std::string reporting_mta = "localhost";
+    std::function<void(const std::string& queue_id)> queued;
+  };
+  void set_outbound(Outbound outbound) { outbound_ = std::move(outbound); }
+
 private:
   spool::Layout layout_;
+  Outbound outbound_;
   std::atomic<std::uint32_t> id_counter_{0};
 };
 
