@@ -4,6 +4,9 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <strings.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 #include <stdexcept>
@@ -30,7 +33,23 @@ void init_curl() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// The stored message begins with the Return-Path line its local copies need; RFC 5321
+// §4.4 lets only the final delivery add one, so it is not sent on.
+static std::uint64_t skip_return_path(int fd) {
+  char head[1024];
+  std::uint64_t skip = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, head, sizeof head, static_cast<off_t>(skip));
+    if (n <= 0) return skip;
+    const std::string_view text(head, static_cast<std::size_t>(n));
+    const auto eol = text.find('\n');
+    if (eol == std::string_view::npos || text.size() < 12 || strncasecmp(head, "Return-Path:", 12) != 0) return skip;
+    skip += eol + 1;
+  }
+}
+
 Transfer::Transfer(TransferRequest request) : request_(std::move(request)) {
+  offset_ = skip_return_path(request_.message_fd);
   easy_ = curl_easy_init();
   if (!easy_) throw std::runtime_error("curl_easy_init failed");
   try {
@@ -47,7 +66,7 @@ Transfer::Transfer(TransferRequest request) : request_(std::move(request)) {
     set(easy_, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
     set(easy_, CURLOPT_UPLOAD, 1L);
     set(easy_, CURLOPT_CRLF, 1L);
-    set(easy_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request_.message_size));
+    set(easy_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request_.message_size - std::min(offset_, request_.message_size)));
     set(easy_, CURLOPT_READFUNCTION, &Transfer::read_body);
     set(easy_, CURLOPT_READDATA, this);
     set(easy_, CURLOPT_VERBOSE, 1L);  // feeds on_debug; nothing is printed
