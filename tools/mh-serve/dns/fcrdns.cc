@@ -1,74 +1,36 @@
 // fcrdns.cc — the forward-confirmed reverse-DNS check over one c-ares channel.
-// c-ares 1.18 channels are not thread-safe and have no event thread of their own, so the
-// checker runs one thread that owns the channel: other threads hand it checks through a
-// mutex-guarded queue and wake it with an eventfd; it polls c-ares' sockets (tracked with
-// ARES_OPT_SOCK_STATE_CB), enforces each check's deadline and calls the `done` callbacks.
+// The checker owns one CaresChannel (cares_channel.h), whose thread runs the c-ares
+// channel: other threads hand it checks through a mutex-guarded queue and wake it; on
+// that thread the checker enforces each check's deadline and calls the `done` callbacks.
 #include "dns/fcrdns.h"
+
+#include "dns/cares_channel.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <future>
-#include <map>
 #include <mutex>
-#include <stdexcept>
-#include <thread>
 #include <unordered_map>
 
 namespace mh::dns {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// A client address in binary form, as PTR parsing and A/AAAA comparison need it.
-struct Address {
-  int family = AF_INET;
-  std::array<unsigned char, 16> bytes{};
-  std::size_t size = 4;
-  std::string text;  // canonical
-};
-
-std::optional<Address> parse_address(std::string_view text) {
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
-  const std::string s(text);
-  Address a;
-  if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) {
-    a.family = AF_INET;
-    a.size = 4;
-  } else if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
-    // A dual-stack listener shows IPv4 clients as ::ffff:a.b.c.d; their PTR lives under
-    // in-addr.arpa and their forward records are A records (RFC 4291 §2.5.5.2).
-    static constexpr unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a.bytes.data(), v4_mapped, sizeof v4_mapped) == 0) {
-      std::memmove(a.bytes.data(), a.bytes.data() + 12, 4);
-      a.family = AF_INET;
-      a.size = 4;
-    } else {
-      a.family = AF_INET6;
-      a.size = 16;
-    }
-  } else {
-    return std::nullopt;
-  }
-  char buf[INET6_ADDRSTRLEN];
-  inet_ntop(a.family, a.bytes.data(), buf, sizeof buf);
-  a.text = buf;
-  return a;
-}
+using internal::Address;
+using internal::Clock;
+using internal::join;
+using internal::parse_address;
+using internal::printable;
+using internal::status_text;
 
 std::string reverse_name_of(const Address& a) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -85,28 +47,6 @@ std::string reverse_name_of(const Address& a) {
     name += '.';
   }
   return name + "ip6.arpa";
-}
-
-// Names from DNS that failed host_name_ok() still go to the log: make them printable.
-std::string printable(std::string_view s, std::size_t limit = 255) {
-  std::string out;
-  for (char c : s.substr(0, limit)) out += (c > ' ' && c < 0x7f) ? c : '?';
-  if (s.size() > limit) out += "...";
-  return out;
-}
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
-}
-
-// c-ares goes on to the next server or try after SERVFAIL, REFUSED or an unreachable
-// server; when none is left it says ARES_ECONNREFUSED, "Could not contact DNS servers",
-// which would send whoever reads the log after the wrong problem.
-std::string status_text(int status) {
-  if (status == ARES_ECONNREFUSED) return "no usable answer from the DNS servers (SERVFAIL, REFUSED or unreachable)";
-  return ares_strerror(status);
 }
 
 Result make_result(Verdict verdict, std::string name, std::string detail) {
@@ -133,9 +73,11 @@ struct FcrdnsChecker::Engine {
   ~Engine();
 
   void submit(std::shared_ptr<Check> check);
-  void run();
 
-  // Called on the engine thread only.
+  // Called on the channel's thread only.
+  void turn(Clock::time_point now);
+  std::optional<Clock::time_point> next_deadline() const;
+  void stopped();
   bool answer_at_once(const std::shared_ptr<Check>& check);
   void admit();
   void start(const std::shared_ptr<Check>& check);
@@ -145,12 +87,9 @@ struct FcrdnsChecker::Engine {
                   int alen);
   void conclude_forward(Check& check);
   void expire(Clock::time_point now);
-  int poll_timeout_ms(Clock::time_point now);
-  void wait_and_process(int timeout_ms);
   std::optional<Result> cached(const std::string& ip, Clock::time_point now);
   void remember(const std::string& ip, const Result& result, Clock::time_point now);
 
-  static void sock_state(void* data, ares_socket_t fd, int readable, int writable);
   static void on_answer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
 
   // What travels through c-ares as a query's `arg`; freed by on_answer.
@@ -162,16 +101,12 @@ struct FcrdnsChecker::Engine {
   };
 
   ResolverConfig config;
-  ares_channel channel = nullptr;
-  int wake_fd = -1;
-  std::thread thread;
+  internal::CaresChannel channel;
 
-  std::mutex mutex;                                 // guards the two below
+  std::mutex mutex;                                 // guards `submitted`
   std::vector<std::shared_ptr<Check>> submitted;
-  bool stopping = false;
 
-  // Engine thread only.
-  std::map<ares_socket_t, short> sockets;           // what c-ares wants to wait for
+  // The channel's thread only.
   std::vector<std::shared_ptr<Check>> running;     // at most kMaxChecksInFlight
   std::deque<std::shared_ptr<Check>> waiting;      // for a place in `running`
   struct Cached {
@@ -181,99 +116,13 @@ struct FcrdnsChecker::Engine {
   std::unordered_map<std::string, Cached> cache;
 };
 
-namespace {
-
-void library_init() {
-  static std::once_flag once;
-  static int status = ARES_SUCCESS;
-  std::call_once(once, [] { status = ares_library_init(ARES_LIB_INIT_ALL); });
-  if (status != ARES_SUCCESS) throw std::runtime_error(std::string("c-ares: ") + ares_strerror(status));
+FcrdnsChecker::Engine::Engine(ResolverConfig c) : config(std::move(c)), channel(config) {
+  channel.start({[this](Clock::time_point now) { turn(now); }, [this] { return next_deadline(); },
+                 [this] { stopped(); }});
 }
 
-// "ip", "ip:port", "[v6]:port" or a bare v6 address → c-ares' CSV form, or throws.
-std::string servers_csv(const std::vector<std::string>& servers) {
-  std::string csv;
-  for (const auto& s : servers) {
-    std::string_view host = s;
-    std::string_view port;
-    if (!host.empty() && host.front() == '[') {
-      const auto close = host.find(']');
-      if (close == std::string_view::npos) throw std::runtime_error("bad DNS server '" + s + "'");
-      if (close + 1 < host.size()) {
-        if (host[close + 1] != ':') throw std::runtime_error("bad DNS server '" + s + "'");
-        port = host.substr(close + 2);
-      }
-      host = host.substr(1, close - 1);
-    } else if (std::count(host.begin(), host.end(), ':') == 1) {
-      port = host.substr(host.find(':') + 1);
-      host = host.substr(0, host.find(':'));
-    }
-    const auto address = parse_address(host);
-    if (!address) throw std::runtime_error("bad DNS server '" + s + "': not an IP address");
-    if (!port.empty() || s.find(']') != std::string::npos) {
-      const bool digits = !port.empty() && port.size() <= 5 &&
-                          std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (!digits || std::stoul(std::string(port)) == 0 || std::stoul(std::string(port)) > 65535)
-        throw std::runtime_error("bad DNS server '" + s + "': bad port");
-    }
-    std::string entry = address->family == AF_INET6 ? "[" + address->text + "]" : address->text;
-    if (!port.empty()) entry += ":" + std::string(port);
-    else if (address->family == AF_INET6) entry += ":53";
-    csv += (csv.empty() ? "" : ",") + entry;
-  }
-  return csv;
-}
-
-} // namespace
-
-FcrdnsChecker::Engine::Engine(ResolverConfig c) : config(std::move(c)) {
-  library_init();
-  if (config.timeout.count() <= 0) throw std::runtime_error("DNS timeout must be positive");
-  const std::string csv = servers_csv(config.servers);
-
-  ares_options options{};
-  int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS;
-  options.timeout = static_cast<int>(std::min<long long>(config.timeout.count(), 3600 * 1000));
-  options.tries = kTries;
-  options.sock_state_cb = &Engine::sock_state;
-  options.sock_state_cb_data = this;
-  // Queries are always fully qualified: never append search domains.
-  options.flags = ARES_FLAG_NOSEARCH;
-  if (const int rc = ares_init_options(&channel, &options, mask); rc != ARES_SUCCESS)
-    throw std::runtime_error(std::string("c-ares: cannot initialise: ") + ares_strerror(rc));
-  if (!csv.empty()) {
-    if (const int rc = ares_set_servers_ports_csv(channel, csv.c_str()); rc != ARES_SUCCESS) {
-      ares_destroy(channel);
-      throw std::runtime_error("c-ares: cannot use DNS servers '" + csv + "': " + ares_strerror(rc));
-    }
-  }
-  wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd < 0) {
-    ares_destroy(channel);
-    throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-  }
-  thread = std::thread([this] { run(); });
-}
-
-FcrdnsChecker::Engine::~Engine() {
-  {
-    std::lock_guard lock(mutex);
-    stopping = true;
-  }
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
-  thread.join();
-  ::close(wake_fd);
-}
-
-void FcrdnsChecker::Engine::sock_state(void* data, ares_socket_t fd, int readable, int writable) {
-  auto* self = static_cast<Engine*>(data);
-  const short events = static_cast<short>((readable ? POLLIN : 0) | (writable ? POLLOUT : 0));
-  if (events == 0)
-    self->sockets.erase(fd);
-  else
-    self->sockets[fd] = events;
-}
+// The thread goes first: it still uses everything else here.
+FcrdnsChecker::Engine::~Engine() { channel.stop(); }
 
 void FcrdnsChecker::Engine::on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
   std::unique_ptr<Query> q(static_cast<Query*>(arg));
@@ -293,70 +142,41 @@ void FcrdnsChecker::Engine::submit(std::shared_ptr<Check> check) {
     std::lock_guard lock(mutex);
     submitted.push_back(std::move(check));
   }
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
+  channel.wake();
 }
 
-void FcrdnsChecker::Engine::run() {
-  for (;;) {
-    std::vector<std::shared_ptr<Check>> fresh;
-    bool stop;
-    {
-      std::lock_guard lock(mutex);
-      fresh.swap(submitted);
-      stop = stopping;
-    }
-    if (stop) {
-      // Queries in flight end with ARES_EDESTRUCTION, which on_answer ignores; every
-      // check still waiting is answered here, so `done` is still called exactly once.
-      ares_destroy(channel);
-      for (auto* list : {&running, &fresh})
-        for (auto& c : *list) finish(*c, make_result(Verdict::temporary_failure, "", "resolver stopped"));
-      for (auto& c : waiting) finish(*c, make_result(Verdict::temporary_failure, "", "resolver stopped"));
-      return;
-    }
-    for (auto& c : fresh)
-      if (!answer_at_once(c)) waiting.push_back(std::move(c));
-    expire(Clock::now());
-    admit();
-    wait_and_process(poll_timeout_ms(Clock::now()));
+void FcrdnsChecker::Engine::turn(Clock::time_point now) {
+  std::vector<std::shared_ptr<Check>> fresh;
+  {
+    std::lock_guard lock(mutex);
+    fresh.swap(submitted);
   }
+  for (auto& c : fresh)
+    if (!answer_at_once(c)) waiting.push_back(std::move(c));
+  expire(now);
+  admit();
 }
 
-int FcrdnsChecker::Engine::poll_timeout_ms(Clock::time_point now) {
-  long long ms = -1;
-  timeval tv{};
-  if (ares_timeout(channel, nullptr, &tv) != nullptr)
-    ms = static_cast<long long>(tv.tv_sec) * 1000 + (tv.tv_usec + 999) / 1000;
-  auto consider = [&](const std::shared_ptr<Check>& c) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(c->deadline - now).count();
-    ms = ms < 0 ? std::max<long long>(left, 0) : std::min<long long>(ms, std::max<long long>(left, 0));
-  };
-  for (const auto& c : running) consider(c);
-  if (!waiting.empty()) consider(waiting.front());  // deadlines grow along the queue
-  return static_cast<int>(std::min<long long>(ms, 60 * 1000));
+std::optional<Clock::time_point> FcrdnsChecker::Engine::next_deadline() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& c : running)
+    if (!next || c->deadline < *next) next = c->deadline;
+  // Deadlines grow along the queue.
+  if (!waiting.empty() && (!next || waiting.front()->deadline < *next)) next = waiting.front()->deadline;
+  return next;
 }
 
-void FcrdnsChecker::Engine::wait_and_process(int timeout_ms) {
-  std::vector<pollfd> fds;
-  fds.push_back(pollfd{wake_fd, POLLIN, 0});
-  for (const auto& [fd, events] : sockets) fds.push_back(pollfd{fd, events, 0});
-  const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-  if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
-  if (n > 0 && (fds[0].revents & POLLIN)) {
-    std::uint64_t count;
-    [[maybe_unused]] auto r = ::read(wake_fd, &count, sizeof count);
+// Queries in flight ended with ARES_EDESTRUCTION, which on_answer ignores; every check
+// still waiting is answered here, so `done` is still called exactly once.
+void FcrdnsChecker::Engine::stopped() {
+  std::vector<std::shared_ptr<Check>> fresh;
+  {
+    std::lock_guard lock(mutex);
+    fresh.swap(submitted);
   }
-  for (std::size_t i = 1; n > 0 && i < fds.size(); ++i) {
-    const short ev = fds[i].revents;
-    if (ev == 0) continue;
-    // Errors and hang-ups are reported to c-ares as readable: its read fails and it
-    // moves the query to the next server or try.
-    const bool readable = ev & (POLLIN | POLLERR | POLLHUP);
-    const bool writable = ev & POLLOUT;
-    ares_process_fd(channel, readable ? fds[i].fd : ARES_SOCKET_BAD, writable ? fds[i].fd : ARES_SOCKET_BAD);
-  }
-  ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // c-ares' own retry timeouts
+  for (auto* list : {&running, &fresh})
+    for (auto& c : *list) finish(*c, make_result(Verdict::temporary_failure, "", "resolver stopped"));
+  for (auto& c : waiting) finish(*c, make_result(Verdict::temporary_failure, "", "resolver stopped"));
 }
 
 void FcrdnsChecker::Engine::expire(Clock::time_point now) {
@@ -402,7 +222,7 @@ void FcrdnsChecker::Engine::admit() {
 void FcrdnsChecker::Engine::start(const std::shared_ptr<Check>& check) {
   running.push_back(check);
   const std::string rev = reverse_name_of(*check->address);
-  ares_query(channel, rev.c_str(), ns_c_in, ns_t_ptr, on_answer, new Query{this, check, rev, true});
+  ares_query(channel.get(), rev.c_str(), ns_c_in, ns_t_ptr, on_answer, new Query{this, check, rev, true});
 }
 
 void FcrdnsChecker::Engine::finish(Check& check, Result result, bool cacheable) {
@@ -470,7 +290,7 @@ void FcrdnsChecker::Engine::on_ptr(const std::shared_ptr<Check>& check, const st
   check->deadline = Clock::now() + config.timeout * kTries;
   const int type = a.family == AF_INET ? ns_t_a : ns_t_aaaa;
   for (const auto& name : check->names)
-    ares_query(channel, name.c_str(), ns_c_in, type, on_answer, new Query{this, check, name, false});
+    ares_query(channel.get(), name.c_str(), ns_c_in, type, on_answer, new Query{this, check, name, false});
 }
 
 void FcrdnsChecker::Engine::on_forward(const std::shared_ptr<Check>& check, const std::string& name, int status,
@@ -562,7 +382,7 @@ void FcrdnsChecker::check(const std::string& client_ip, std::function<void(Resul
 }
 
 Result FcrdnsChecker::check_blocking(const std::string& client_ip) {
-  if (std::this_thread::get_id() == engine_->thread.get_id()) {
+  if (engine_->channel.on_thread()) {
     // Waiting here would wait for ourselves forever: a bug in the caller.
     std::fputs("mh::dns::FcrdnsChecker::check_blocking called from a done callback\n", stderr);
     std::abort();

@@ -6,7 +6,7 @@
 // timeout × kTries, so a check takes at most 2 × timeout × kTries. Any doubt on the
 // resolver side (timeout, SERVFAIL, REFUSED, garbage) is a temporary failure: a 5xx only
 // on clear answers. The reply texts are sendmail's and live only in smtp_reply_for.
-// No Asio and no c-ares in this header; fcrdns.cc is the only file that includes ares.h.
+// No Asio and no c-ares in this header; only dns/*.cc include ares.h.
 #pragma once
 
 #include <chrono>
