@@ -3,6 +3,8 @@
 
 #include "spool/dsn.h"
 
+#include <cctype>
+
 namespace spool {
 
 std::string queue_bounce(const Layout& layout, const std::string& reporting_mta, const QueueEnvelope& original,
@@ -32,6 +34,15 @@ std::string queue_bounce_with_headers(const Layout& layout, const std::string& r
     r.address = f.recipient;
     r.diagnostic = f.reply;
     r.remote_mta = f.remote_mta;
+    // Not an SMTP reply ("Failed to connect …"): only a connection-level failure, seen
+    // until the give-up time; RFC 3464 wants a non-smtp type and 4.4.7 says why.
+    const bool smtp_reply = f.reply.size() >= 4 && std::isdigit(static_cast<unsigned char>(f.reply[0])) &&
+                            std::isdigit(static_cast<unsigned char>(f.reply[1])) &&
+                            std::isdigit(static_cast<unsigned char>(f.reply[2])) && f.reply[3] == ' ';
+    if (!smtp_reply) {
+      r.smtp_diagnostic = false;
+      r.status = "4.4.7";
+    }
     report.recipients.push_back(std::move(r));
   }
   report.original_headers = std::move(headers);

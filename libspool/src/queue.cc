@@ -552,13 +552,13 @@ void QueueClaim::update(QueueEnvelope envelope) {
   stat_env();
 }
 
-void QueueClaim::remove() {
+void QueueClaim::remove(bool sync) {
   if (fd_ < 0) throw Error(Errc::other, "queue entry is no longer claimed");
   const fs::path env = env_path(*layout_, envelope_.id);
   if (::unlink(env.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", env, errno);
   const fs::path msg = message_path();
   if (::unlink(msg.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", msg, errno);
-  fsync_directory(layout_->queue_dir());
+  if (sync) fsync_directory(layout_->queue_dir());
   close_fd(fd_);
 }
 

@@ -158,8 +158,11 @@ public:
   fs::path message_path() const;
   // Replaces the .env atomically (e.g. attempts+1, next_attempt, fewer recipients).
   void update(QueueEnvelope envelope);
-  // Removes the entry (delivered or bounced): .env first, then .msg, fsync queue/.
-  void remove();
+  // Removes the entry (delivered or bounced): .env first, then .msg, then fsync queue/
+  // unless `sync` is false. The runner passes false after a delivery: a removal lost
+  // to a power failure only means the message is sent once more (at-least-once), and
+  // the directory fsync would cost one disk flush per delivered message.
+  void remove(bool sync = true);
 
 private:
   QueueClaim() = default;

@@ -299,7 +299,10 @@ private:
       try {
         claim = spool::QueueClaim::try_claim(layout_, id);
       } catch (const spool::Error& e) {
-        if (e.code() == spool::Errc::bad_config || e.code() == spool::Errc::invalid_input) {
+        // Malformed, truncated or unreadable (permission): it will not get better by
+        // itself. Other errors (out of descriptors, disk trouble) are tried again.
+        if (e.code() == spool::Errc::bad_config || e.code() == spool::Errc::invalid_input ||
+            e.code() == spool::Errc::permission) {
           k.where = Where::parked;  // keeps quarantine() from touching due_
           quarantine(id, e.what());
           known_.erase(id);
@@ -416,7 +419,9 @@ private:
       try {
         layout_.verify_no_symlinks(layout_.maildir(accounts.front()) / "tmp");
         auto message = spool::PendingMessage::begin(layout_.maildir(accounts.front()));
-        copy_message(j.claim.message_fd(), message);
+        // The final delivery: our Return-Path on top, any stored one left out.
+        message.append("Return-Path: <" + j.claim.envelope().sender + ">\n");
+        copy_message(j.claim.message_fd(), leading_return_path_size(j.claim.message_fd()), message);
         using Status = spool::DeliveryOutcome::Status;
         for (const auto& o : spool::deliver(layout_, message, accounts)) {
           const std::string r = o.recipient.str();
@@ -436,9 +441,9 @@ private:
     finish_group(id, j, gi);
   }
 
-  static void copy_message(int fd, spool::PendingMessage& message) {
+  static void copy_message(int fd, std::uint64_t from, spool::PendingMessage& message) {
     std::string buffer(64 * 1024, '\0');
-    off_t offset = 0;
+    off_t offset = static_cast<off_t>(from);
     for (;;) {
       const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), offset);
       if (n < 0 && errno == EINTR) continue;
@@ -456,8 +461,22 @@ private:
     Group& g = j.groups[a.group];
     using Kind = dns::MxResult::Kind;
     switch (a.result.kind) {
-    case Kind::ok:
-      for (const auto& host : a.result.hosts)
+    case Kind::ok: {
+      // RFC 5321 §5.1: we are one of the MX hosts → only those more preferred than us
+      // may be tried; none left means the mail would come back to us: a loop.
+      std::vector<dns::MxHost> hosts = a.result.hosts;
+      for (const auto& h : hosts)
+        if (same_host(h.name, hostname_)) {
+          const unsigned ours = h.preference;
+          std::erase_if(hosts, [ours](const dns::MxHost& x) { return x.preference >= ours; });
+          break;
+        }
+      if (hosts.empty()) {
+        group_done(a.id, j, a.group, Fate::bounced,
+                   "554 5.4.6 mail for " + g.destination + " loops back to myself (" + hostname_ + " is its MX)");
+        return;
+      }
+      for (const auto& host : hosts)
         for (const auto& addr : host.addresses) {
           if (g.candidates.size() >= kMaxAddressesPerAttempt) break;
           g.candidates.push_back({addr, config_.outbound_port,
@@ -465,6 +484,7 @@ private:
         }
       start_transfer(a.id, j, a.group);
       return;
+    }
     case Kind::null_mx:
       group_done(a.id, j, a.group, Fate::bounced,
                  "556 5.1.10 " + g.destination + " does not accept mail (null MX, RFC 7505)");
@@ -591,13 +611,17 @@ private:
         by_rcpt[o.recipient] = &o;
         mta_of[o.recipient] = &g.remote_mta;
       }
+    auto mta = [&mta_of](const std::string& r) {
+      auto it = mta_of.find(r);
+      return it == mta_of.end() ? std::string() : *it->second;
+    };
     std::vector<spool::BounceFailure> bounced;
     std::vector<std::string> left, errors;
     for (const auto& r : env.recipients) {
       const RecipientOutcome* o = by_rcpt.count(r) ? by_rcpt[r] : nullptr;
       if (o && o->fate == Fate::delivered) continue;
       if (o && o->fate == Fate::bounced) {
-        bounced.push_back({r, o->reply, *mta_of[r]});
+        bounced.push_back({r, o->reply, mta(r)});
         continue;
       }
       left.push_back(r);
@@ -605,9 +629,11 @@ private:
     }
     const bool give_up = !left.empty() && past_give_up(env.created, now, config_.outbound_give_up);
     if (give_up) {
-      for (std::size_t i = 0; i < left.size(); ++i)
-        bounced.push_back({left[i], errors[i] + " (gave up after " + std::to_string((now - env.created) / 3600) +
-                                        " h of retries)", *mta_of[left[i]]});
+      for (std::size_t i = 0; i < left.size(); ++i) {
+        bounced.push_back({left[i], errors[i] + " (gave up after " + age_text(now - env.created) + " of retries)",
+                           mta(left[i])});
+        log_line("queue " + id + ": to=<" + left[i] + "> status=bounced (" + bounced.back().reply + ")");
+      }
       left.clear();
       errors.clear();
     }
@@ -621,7 +647,7 @@ private:
     Known& k = known_[id];
     try {
       if (left.empty()) {
-        j.claim.remove();
+        j.claim.remove(/*sync=*/false);
         known_.erase(id);
         return;
       }
@@ -670,6 +696,21 @@ private:
     for (auto& [easy, owner] : owners_) curl_multi_remove_handle(multi_, easy);
     owners_.clear();
     jobs_.clear();
+  }
+
+  static std::string age_text(std::int64_t seconds) {
+    if (seconds < 120) return std::to_string(seconds) + " s";
+    if (seconds < 7200) return std::to_string(seconds / 60) + " min";
+    if (seconds < 2 * 86400) return std::to_string(seconds / 3600) + " h";
+    return std::to_string(seconds / 86400) + " days";
+  }
+
+  static bool same_host(std::string a, std::string b) {
+    for (auto* s : {&a, &b}) {
+      std::transform(s->begin(), s->end(), s->begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!s->empty() && s->back() == '.') s->pop_back();
+    }
+    return a == b;
   }
 
   static Candidate parse_relay(const std::string& text) {

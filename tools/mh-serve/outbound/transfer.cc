@@ -33,9 +33,7 @@ void init_curl() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// The stored message begins with the Return-Path line its local copies need; RFC 5321
-// §4.4 lets only the final delivery add one, so it is not sent on.
-static std::uint64_t skip_return_path(int fd) {
+std::uint64_t leading_return_path_size(int fd) {
   char head[1024];
   std::uint64_t skip = 0;
   for (;;) {
@@ -49,7 +47,7 @@ static std::uint64_t skip_return_path(int fd) {
 }
 
 Transfer::Transfer(TransferRequest request) : request_(std::move(request)) {
-  offset_ = skip_return_path(request_.message_fd);
+  offset_ = leading_return_path_size(request_.message_fd);
   easy_ = curl_easy_init();
   if (!easy_) throw std::runtime_error("curl_easy_init failed");
   try {

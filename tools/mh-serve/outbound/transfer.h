@@ -20,6 +20,7 @@
 #include <vector>
 
 typedef void CURL;  // as curl.h declares it; curl.h stays in transfer.cc and runner.cc
+struct curl_slist;
 
 namespace mh::outbound {
 
@@ -62,6 +63,10 @@ private:
   std::uint64_t offset_ = 0;
   char error_[256] = {};
 };
+
+// Bytes of Return-Path lines at the top of a stored message (the one its local copies
+// needed): RFC 5321 §4.4 lets only the final delivery add one, so it is not passed on.
+std::uint64_t leading_return_path_size(int fd);
 
 // libcurl's global init, once per process, before any thread uses it.
 void init_curl();
