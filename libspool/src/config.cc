@@ -338,8 +338,9 @@ ServerConfig load_server_config(const fs::path& file) {
   }
   if (auto out = root["outbound"]) {
     if (!out.IsMap()) r.fail(out, "outbound", "expected a mapping");
-    r.only_keys(out, {"port", "concurrency", "per_destination", "retry", "give_up", "timeout", "connect_timeout"},
+    r.only_keys(out, {"hold", "port", "concurrency", "per_destination", "retry", "give_up", "timeout", "connect_timeout"},
                 "outbound.");
+    if (out["hold"]) c.outbound_hold = r.boolean(out["hold"], "outbound.hold");
     if (out["port"]) {
       const std::uint32_t port = r.count(out["port"], "outbound.port");
       if (port == 0 || port > 65535) r.fail(out["port"], "outbound.port", "expected a port number 1..65535");

@@ -89,7 +89,7 @@ class SmtpDelivery(SmtpTestCase):
         self.assertEqual(c.cmd("RCPT TO:<bob@example.org>"), "250 2.1.5 Ok")
         self.assertEqual(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>")
         reply = c.cmd("x\r\n.")
-        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as [0-9A-F]+$")
+        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$")
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
         [msg] = self.messages("bob@example.org")
         self.assertIn(b"Received: from old.client (unknown [127.0.0.1])\n\tby mx.test (mailhost) with SMTP id ", msg)
@@ -100,7 +100,7 @@ class SmtpDelivery(SmtpTestCase):
                             "--from", "swaks@remote.test", "--helo", "swaks.test", "--header", "Subject: via swaks"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertRegex(r.stdout, r"<-  250 2\.0\.0 Ok: queued as [0-9A-F]+")
+        self.assertRegex(r.stdout, r"<-  250 2\.0\.0 Ok: queued as [0-9A-Za-z]+")
         [msg] = self.messages("alice@example.org")
         self.assertIn(b"Subject: via swaks\n", msg)
         self.assertIn(b"Received: from swaks.test (unknown [127.0.0.1])", msg)
@@ -194,7 +194,7 @@ class SmtpQuota(SmtpTestCase):
         reply = self.send(c, ["tiny@small.example", "alice@example.org"], "Subject: big\r\n\r\n" + "x" * 3000)
         lines = reply.split("\n")
         self.assertEqual(lines[0], "250-2.0.0 <tiny@small.example>: Disk quota exceeded, not delivered")
-        self.assertRegex(lines[1], r"^250 2\.0\.0 Ok: queued as [0-9A-F]+$")
+        self.assertRegex(lines[1], r"^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$")
         self.assertEqual(len(self.messages("alice@example.org")), 1)
         self.assertEqual(self.messages("tiny@small.example"), [])
 

@@ -11,7 +11,7 @@ import mhtest
 from mhtest_smtp import HOST, SmtpTestCase
 
 DATA_GO = "354 End data with <CR><LF>.<CR><LF>"
-QUEUED = r"^250 2\.0\.0 Ok: queued as [0-9A-F]+$"
+QUEUED = r"^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$"
 SHUTDOWN = f"421 4.3.2 {HOST} Service shutting down, closing transmission channel"
 
 
@@ -141,7 +141,9 @@ class SmtpManyConnections(SmtpTestCase):
             self.assertEqual(len(self.messages("alice@example.org")), 1)
             busy = rss_kb(self.proc.pid)
             print(f"\nRSS idle: {idle_before} kB, with 1000 idle connections: {busy} kB")
-            self.assertLess(busy, 100 * 1024)
+            # Growth, not the total: the total is mostly the sanitizer's and the shared
+            # libraries' (libcurl, OpenSSL) baseline. ~24 kB per idle connection measured.
+            self.assertLess(busy - idle_before, 40 * 1024)
         finally:
             for s in socks:
                 s.close()

@@ -6,7 +6,7 @@ import mhtest
 from mhtest_smtp import HOST, SmtpTestCase
 
 DATA_GO = "354 End data with <CR><LF>.<CR><LF>"
-QUEUED = r"^250 2\.0\.0 Ok: queued as [0-9A-F]+$"
+QUEUED = r"^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$"
 
 
 class SmtpReplies(SmtpTestCase):

@@ -62,7 +62,7 @@ class StdioSmtp(mhtest.SpoolTestCase):
             c:
             c: ..hello
             c: .
-            s: ~^250 2\\.0\\.0 Ok: queued as [0-9A-F]+$
+            s: ~^250 2\\.0\\.0 Ok: queued as [0-9A-Za-z]+$
             c: QUIT
             s: 221 2.0.0 Bye
         """, "--client-ip", "192.0.2.55")

@@ -6,7 +6,9 @@
 #include "common/cli.h"
 #include "net/server.h"
 #include "net/stdio.h"
+#include "outbound/runner.h"
 #include "pop3/spool_maildrop.h"
+#include "queue_cli.h"
 #include "serve_config.h"
 #include "smtp/spool_backend.h"
 
@@ -81,7 +83,8 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
       return result;
     }
     spool::act_as_spool_owner(layout);
-    mh::smtp::SpoolBackend backend(layout);
+    mh::smtp::SpoolBackend backend(layout, settings.config.limit_sending_per_hour);
+    backend.set_outbound({settings.hostname, nullptr});  // the running daemon's runner finds what it queues
     mh::auth::SpoolAuthenticator authenticator(layout);  // per process under inetd, like POP3's
     mh::net::StdioOptions so;
     so.session = mh::serve::session_config(settings);
@@ -103,7 +106,13 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   so.threads = o.threads;
   so.delivery_threads = o.delivery_threads;
   so.shutdown_grace = spool::parse_duration(o.shutdown_grace);
-  mh::smtp::SpoolBackend backend(layout);
+  mh::smtp::SpoolBackend backend(layout, so.settings.config.limit_sending_per_hour);
+  // The outbound queue runner: built now (a resolver c-ares cannot use is a config
+  // error before any port is bound), started once privileges are dropped.
+  mh::outbound::QueueRunner runner(layout, so.settings);
+  backend.set_outbound({so.settings.hostname, [&runner](const std::string& id) { runner.notify(id); }});
+  so.start_background = [&runner] { runner.start(); };
+  so.stop_background = [&runner] { runner.stop(); };
   // One authenticator for every session, so the failed-login throttle sees all of them.
   mh::auth::SpoolAuthenticator authenticator(layout);
   mh::pop3::SpoolMaildropProvider maildrops(layout);
@@ -134,5 +143,6 @@ int main(int argc, char** argv) {
                  "On SIGTERM, time open SMTP transactions get to finish (default: 10s)")
       ->type_name("DURATION");
   tool.on(&app, [&tool, o] { return run_serve(tool, *o); });
+  mh::serve::setup_queue(tool);  // mh-serve queue …; registered last (see queue_cli.h)
   return tool.run(argc, argv);
 }

@@ -48,6 +48,7 @@ struct ServerConfig {
   // required = never send in clear (the attempt fails temporarily); none = never try.
   enum class OutboundTls { opportunistic, required, none };
   OutboundTls relay_tls = OutboundTls::opportunistic;
+  bool outbound_hold = false;                            // keep everything queued, send nothing
   std::uint16_t outbound_port = 25;                      // where MX hosts are dialled
   std::uint32_t outbound_concurrency = 20;               // transfers in flight, overall
   std::uint32_t outbound_per_destination = 10;           // … to one destination (domain/relay)

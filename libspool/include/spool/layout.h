@@ -41,6 +41,10 @@ public:
   fs::path account_config(const Address& a) const { return account_dir(a) / "account.yaml"; }
   fs::path filters_config(const Address& a) const { return account_dir(a) / "filters.yaml"; }
   fs::path maildir(const Address& a) const { return account_dir(a) / "Maildir"; }
+  // The account's hourly sending window (sending_rate.h). Beside account.yaml rather than
+  // under run/: it is shared by every mh-serve on the spool (run/HOSTNAME/ is per host),
+  // and it goes away with the account, so a re-created name starts with an empty window.
+  fs::path sending_record(const Address& a) const { return account_dir(a) / "sending.rate"; }
 
   fs::path list_dir(const Address& l) const { return lists_dir(l.domain()) / l.local().str(); }
   fs::path list_config(const Address& l) const { return list_dir(l) / "list.yaml"; }
@@ -48,10 +52,12 @@ public:
   fs::path list_archive(const Address& l) const { return list_dir(l) / "archive"; }
 
   // Lock files: one for spool-wide structure (domains), one per domain (its accounts,
-  // lists and config), one per domain for quota accounting.
+  // lists and config), one per domain for quota accounting, one per domain for sending rates.
   fs::path spool_lock() const { return locks_dir() / "spool.lock"; }
   fs::path domain_lock(const Domain& d) const { return locks_dir() / (d.str() + ".lock"); }
   fs::path quota_lock(const Domain& d) const { return locks_dir() / (d.str() + ".quota.lock"); }
+  // Held by every writer of the domain's sending records; taken before domain_lock().
+  fs::path sending_lock(const Domain& d) const { return locks_dir() / (d.str() + ".sending.lock"); }
 
   // Throws Error(permission) when any existing component of `p` below the root is a
   // symlink (the root itself may be one). Missing trailing components are fine.

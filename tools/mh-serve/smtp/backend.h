@@ -75,6 +75,18 @@ struct SenderState {
   std::string detail;          // for the log
 };
 
+// The hourly sending limit (limits.sending_per_hour, SPEC §8), charged once per message
+// of an authenticated account, after DATA and before anything is stored.
+struct SendingCharge {
+  enum class Kind {
+    allowed,     // counted (or no limit): deliver
+    suspended,   // over the limit — sending is now suspended — or suspended meanwhile: refuse
+    temporary,   // the spool could not be read or written: try again later
+  } kind = Kind::temporary;
+  std::string reason;          // suspended: the account's recorded reason ("rate")
+  std::string detail;          // for the log
+};
+
 // A message being received: bytes stream in, then one deliver() to all recipients.
 class MessageSink {
 public:
@@ -104,6 +116,13 @@ public:
   virtual std::unique_ptr<MessageSink> begin_message(const Envelope& envelope) = 0;
   // The sending state of an authenticated account ("user@domain", canonical).
   virtual SenderState sender_state(std::string_view account) = 0;
+  // Charges `recipients` (local and remote alike) to the account's hourly window. A
+  // backend with no limit (the fuzzer's) keeps the default.
+  virtual SendingCharge charge_sending(std::string_view account, std::size_t recipients) {
+    (void)account;
+    (void)recipients;
+    return {SendingCharge::Kind::allowed, {}, {}};
+  }
   // A short, unique id for the log and the Received header ("queued as <id>").
   virtual std::string new_message_id() = 0;
   // Current time in seconds since the epoch, for the Received header; a seam for tests.

@@ -56,6 +56,13 @@ std::string reply_text(std::string_view s) {
   return out;
 }
 
+// The refusal for an account whose sending is suspended, at MAIL and — when the hourly
+// limit (SPEC §8 limits.sending_per_hour) suspends it — after DATA: one text for both.
+std::string sending_suspended_reply(const std::string& account, std::string_view reason) {
+  return "550 5.7.1 Sending suspended for " + account + (reason.empty() ? std::string() : ": " + reply_text(reason)) +
+         " (ask your administrator: mh-user resume --sending)";
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
@@ -276,9 +283,41 @@ void SmtpSession::end_of_data(Output& out) {
 
 // --- delivery ------------------------------------------------------------------------
 
+// The hourly limit of an authenticated account (SPEC §8), charged with every recipient
+// of the message, local and remote, once the whole message is in and before any of it
+// is stored. Past the limit the message is refused as a whole — the sink discards it,
+// nothing reaches a Maildir or the queue — with the same 550 as MAIL gives a suspended
+// account. Unauthenticated mail is never charged. A charge is not given back when the
+// delivery then fails with 451: the retry counts again (over-count, never under).
+// Returns false when the transaction is over.
+bool SmtpSession::charge_sending(Output& out) {
+  SendingCharge charge;
+  try {
+    charge = backend_.charge_sending(auth_address_, tx_->recipients.size() + tx_->remote.size());
+  } catch (const std::exception& e) {
+    charge.kind = SendingCharge::Kind::temporary;
+    charge.detail = e.what();
+  }
+  std::string line;
+  switch (charge.kind) {
+  case SendingCharge::Kind::allowed:
+    return true;
+  case SendingCharge::Kind::suspended:
+    line = sending_suspended_reply(auth_address_, charge.reason);
+    break;
+  case SendingCharge::Kind::temporary:
+    line = "451 4.3.0 Temporary lookup failure, try again later";
+    break;
+  }
+  reply(out, line);
+  finish_transaction(out, line, charge.detail.empty() ? "" : "rate=" + quoted(charge.detail));  // aborts the sink
+  return false;
+}
+
 Output SmtpSession::deliver() {
   Output out;
   if (state_ != State::delivering || !tx_) return out;
+  if (!auth_address_.empty() && !charge_sending(out)) return out;
   std::vector<DeliveryResult> results;
   try {
     results = tx_->sink->deliver();
@@ -611,9 +650,7 @@ void SmtpSession::proceed_mail(const Command& c, Output& out) {
     case SenderState::Kind::active:
       break;
     case SenderState::Kind::sending_suspended:
-      reply(out, "550 5.7.1 Sending suspended for " + auth_address_ +
-                     (st.reason.empty() ? std::string() : ": " + reply_text(st.reason)) +
-                     " (ask your administrator: mh-user resume --sending)");
+      reply(out, sending_suspended_reply(auth_address_, st.reason));
       return;
     case SenderState::Kind::disabled:
       reply(out, "550 5.7.1 Account suspended: " + auth_address_);

@@ -10,7 +10,8 @@
 // logins through auth::Authenticator, so tests can replace both.
 // Unauthenticated clients may only send to local recipients (and get the FCrDNS verdict
 // at RCPT); authenticated ones may relay (the outbound queue) but only from their own
-// domain. A submission listener requires AUTH before MAIL.
+// domain, and each of their messages is charged to the account's hourly sending limit
+// once DATA is complete. A submission listener requires AUTH before MAIL.
 #pragma once
 
 #include "auth/authenticator.h"
@@ -124,6 +125,7 @@ private:
   bool auth_offered() const noexcept;
   void dispatch(std::string_view line, Output& out);
   void end_of_data(Output& out);
+  bool charge_sending(Output& out);
   void reply(Output& out, std::string line);
   void reply_lines(Output& out, const std::vector<std::string>& lines, int code);
   void close_with(Output& out, std::string line);

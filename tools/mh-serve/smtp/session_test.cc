@@ -22,6 +22,9 @@ struct FakeStore {
   std::vector<Envelope> envelopes;                        // of every begin_message
   std::vector<std::string> queued;                        // contents queued for remote recipients
   std::map<std::string, SenderState> senders;             // default active
+  SendingCharge charge{SendingCharge::Kind::allowed, {}, {}};   // what charge_sending answers
+  std::vector<std::pair<std::string, std::size_t>> charged;     // account, recipients
+  bool fail_charge = false;
   int aborted = 0;
   bool fail_begin = false;
 };
@@ -94,6 +97,11 @@ public:
     SenderState st;
     st.kind = SenderState::Kind::active;
     return st;
+  }
+  SendingCharge charge_sending(std::string_view account, std::size_t recipients) override {
+    if (store_.fail_charge) throw std::runtime_error("rate record on fire");
+    store_.charged.emplace_back(std::string(account), recipients);
+    return store_.charge;
   }
   std::string new_message_id() override { return "ID" + std::to_string(++n_); }
   std::int64_t now() override { return 1732765200; }  // Thu, 28 Nov 2024 03:40:00 +0000
@@ -767,6 +775,73 @@ TEST_CASE("the account's sending state is asked at every MAIL") {
   CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == "550 5.7.1 Account suspended: alice@example.org\r\n");
   h.store.senders["alice@example.org"].kind = SenderState::Kind::temporary;
   CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == "451 4.3.0 Temporary lookup failure, try again later\r\n");
+}
+
+TEST_CASE("sending_rate: a message is charged once, after DATA, with every recipient") {
+  LoggedIn h;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<carol@remote.example>\r\n"
+               "RCPT TO:<BOB@example.org>\r\nRCPT TO:<dave@remote.example>\r\nRCPT TO:<nobody@example.org>\r\n"
+               "DATA\r\n") ==
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+        "550 5.1.1 <nobody@example.org>: User unknown\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+  CHECK(h.store.charged.empty());  // not before the message is complete
+  CHECK(h.send("x\r\n.\r\n") == "250 2.0.0 Ok: queued as ID1\r\n");
+  // Local and remote alike, each once; refused recipients are not counted.
+  CHECK(h.store.charged == std::vector<std::pair<std::string, std::size_t>>{{"alice@example.org", 3}});
+  REQUIRE(h.store.messages.size() == 1);
+  CHECK(h.store.queued.size() == 1);
+}
+
+TEST_CASE("sending_rate: unauthenticated mail is never charged") {
+  Harness h;
+  h.store.charge.kind = SendingCharge::Kind::suspended;
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n");
+  CHECK(h.send("x\r\n.\r\n") == "250 2.0.0 Ok: queued as ID1\r\n");
+  CHECK(h.store.charged.empty());
+}
+
+TEST_CASE("sending_rate: past the limit the message is refused whole with the MAIL-time 550") {
+  LoggedIn h;
+  h.store.charge = {SendingCharge::Kind::suspended, "rate",
+                    "sending suspended: 499 + 2 recipients in the last hour exceed 500"};
+  std::string r = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+                         "RCPT TO:<carol@remote.example>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+  const std::string refusal =
+      "550 5.7.1 Sending suspended for alice@example.org: rate (ask your administrator: mh-user resume --sending)";
+  CHECK(r == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" +
+                 refusal + "\r\n");
+  // Nothing stored, nothing queued: the sink was discarded.
+  CHECK(h.store.messages.empty());
+  CHECK(h.store.queued.empty());
+  CHECK(h.store.aborted == 1);
+  REQUIRE(h.log.size() == 2);
+  CHECK(h.log[1] == "client=192.0.2.7 helo=\"c\" tls=no auth=alice@example.org from=<alice@example.org> "
+                    "to=<bob@example.org> to=<carol@remote.example> size=18 id=ID1 result=\"" + refusal + "\" "
+                    "rate=\"sending suspended: 499 + 2 recipients in the last hour exceed 500\"");
+  // The next MAIL sees the suspension the charge recorded, and says the same.
+  SenderState st;
+  st.kind = SenderState::Kind::sending_suspended;
+  st.reason = "rate";
+  h.store.senders["alice@example.org"] = st;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\n") == refusal + "\r\n");
+}
+
+TEST_CASE("sending_rate: a charge that cannot be made is temporary, nothing is stored") {
+  LoggedIn h;
+  SECTION("the backend says so") { h.store.charge = {SendingCharge::Kind::temporary, {}, "spool is busy"}; }
+  SECTION("the backend throws") { h.store.fail_charge = true; }
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n")
+            .find("354 End data with <CR><LF>.<CR><LF>\r\n451 4.3.0 Temporary lookup failure, try again later\r\n") !=
+        std::string::npos);
+  CHECK(h.store.messages.empty());
+  CHECK(h.store.aborted == 1);
+  REQUIRE(h.log.size() == 2);
+  CHECK(h.log[1].find(" rate=\"") != std::string::npos);
+  // The session goes on: the next message may pass.
+  h.store.charge = {SendingCharge::Kind::allowed, {}, {}};
+  h.store.fail_charge = false;
+  CHECK(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n")
+            .find("250 2.0.0 Ok: queued as ID2\r\n") != std::string::npos);
 }
 
 TEST_CASE("submission requires AUTH before MAIL") {

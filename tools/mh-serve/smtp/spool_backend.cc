@@ -14,8 +14,11 @@
 #include <spool/error.h>
 #include <spool/queue.h>
 #include <spool/quota.h>
+#include <spool/sending_rate.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -276,6 +279,27 @@ std::string SpoolBackend::new_message_id() {
 std::int64_t SpoolBackend::now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// limits.sending_per_hour through spool/sending_rate.h: the window lives in the spool, so
+// every mh-serve on it (and a restarted one) counts together.
+SendingCharge SpoolBackend::charge_sending(std::string_view account, std::size_t recipients) {
+  SendingCharge c;
+  try {
+    const spool::Address address = spool::Address::parse(account);
+    const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(recipients, UINT32_MAX));
+    const spool::RateCheck r = spool::charge_sending(layout_, address, n, sending_per_hour_, now());
+    c.kind = r.kind == spool::RateCheck::Kind::allowed ? SendingCharge::Kind::allowed : SendingCharge::Kind::suspended;
+    c.reason = r.reason;
+    if (r.kind == spool::RateCheck::Kind::over) c.detail = "sending suspended: " + r.detail;
+    else if (r.kind == spool::RateCheck::Kind::suspended)
+      c.detail = "sending was suspended meanwhile" + (r.detail.empty() ? std::string() : "; " + r.detail);
+    else c.detail = r.detail;
+  } catch (const spool::Error& e) {
+    c.kind = SendingCharge::Kind::temporary;
+    c.detail = e.what();
+  }
+  return c;
 }
 
 } // namespace mh::smtp

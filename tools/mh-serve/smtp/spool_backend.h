@@ -11,6 +11,7 @@
 
 #include "smtp/backend.h"
 
+#include <spool/config.h>
 #include <spool/layout.h>
 
 #include <atomic>
@@ -21,11 +22,15 @@ namespace mh::smtp {
 
 class SpoolBackend : public MailBackend {
 public:
-  explicit SpoolBackend(spool::Layout layout) : layout_(std::move(layout)) {}
+  // `sending_per_hour`: limits.sending_per_hour of mailhost.yaml (0 = no limit).
+  explicit SpoolBackend(spool::Layout layout,
+                        std::uint32_t sending_per_hour = spool::ServerConfig().limit_sending_per_hour)
+      : layout_(std::move(layout)), sending_per_hour_(sending_per_hour) {}
 
   RecipientCheck check_recipient(std::string_view mailbox, std::uint64_t size_hint) override;
   std::unique_ptr<MessageSink> begin_message(const Envelope& envelope) override;
   SenderState sender_state(std::string_view account) override;
+  SendingCharge charge_sending(std::string_view account, std::size_t recipients) override;
   std::string new_message_id() override;
   std::int64_t now() override;
 
@@ -43,6 +48,7 @@ private:
   spool::Layout layout_;
   Outbound outbound_;
   std::atomic<std::uint32_t> id_counter_{0};
+  std::uint32_t sending_per_hour_;
 };
 
 } // namespace mh::smtp

@@ -122,3 +122,48 @@ TEST_CASE("sending state of an account") {
   CHECK(backend.sender_state("gone@example.org").kind == SenderState::Kind::disabled);
   CHECK(backend.sender_state("x@nowhere.example").kind == SenderState::Kind::disabled);
 }
+
+TEST_CASE("sending_rate: the backend charges the account's window in the spool") {
+  using mh::smtp::SendingCharge;
+  mhtest::StoreSpool s;
+  spool::Address alice = s.account("alice@example.org");
+  SpoolBackend backend(s.layout(), 5);
+  CHECK(backend.charge_sending("alice@example.org", 5).kind == SendingCharge::Kind::allowed);
+  {
+    SpoolBackend restarted(s.layout(), 5);  // a restarted daemon, or another one on the spool
+    SendingCharge c = restarted.charge_sending("alice@example.org", 1);
+    CHECK(c.kind == SendingCharge::Kind::suspended);
+    CHECK(c.reason == "rate");
+    CHECK(c.detail == "sending suspended: 5 + 1 recipients in the last hour exceed 5");
+  }
+  const spool::AccountConfig a = spool::read_account(s.layout(), alice);
+  CHECK(a.sending_suspended);
+  CHECK(a.sending_reason == "rate");
+  SenderState st = backend.sender_state("alice@example.org");
+  CHECK(st.kind == SenderState::Kind::sending_suspended);
+  CHECK(st.reason == "rate");
+  CHECK(backend.charge_sending("alice@example.org", 1).kind == SendingCharge::Kind::suspended);
+  // mh-user resume --sending: the window starts over.
+  spool::update_account(s.layout(), alice, [](spool::AccountConfig& c) {
+    c.sending_suspended = false;
+    c.sending_reason = "";
+  });
+  CHECK(backend.charge_sending("alice@example.org", 5).kind == SendingCharge::Kind::allowed);
+  CHECK(backend.sender_state("alice@example.org").kind == SenderState::Kind::active);
+}
+
+TEST_CASE("sending_rate: limit 0 charges nothing, a spool failure is temporary") {
+  using mh::smtp::SendingCharge;
+  mhtest::StoreSpool s;
+  spool::Address alice = s.account("alice@example.org");
+  SpoolBackend unlimited(s.layout(), 0);
+  CHECK(unlimited.charge_sending("alice@example.org", 100000).kind == SendingCharge::Kind::allowed);
+  CHECK_FALSE(fs::exists(s.layout().sending_record(alice)));
+  SpoolBackend backend(s.layout(), 5);
+  mhtest::write_text(s.layout().root() / "elsewhere", "");
+  fs::create_symlink(s.layout().root() / "elsewhere", s.layout().sending_record(alice));
+  SendingCharge c = backend.charge_sending("alice@example.org", 1);
+  CHECK(c.kind == SendingCharge::Kind::temporary);
+  CHECK(c.detail.find("symlink") != std::string::npos);
+  CHECK(backend.charge_sending("gone@example.org", 1).kind == SendingCharge::Kind::temporary);
+}
