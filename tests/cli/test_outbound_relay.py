@@ -238,14 +238,14 @@ class OutboundCase(MailTestCase):
 
     def start_sink(self, port=None, name="sink", extra=()):
         if not os.path.exists(SMTP_SINK):
-            self.skipTest("smtp-sink (postfix) is not installed")
+            self.fail("smtp-sink (postfix) is not installed: run scripts/install-deps.sh --with-tests")
         sink = Sink(self.tmp, port or self.relay_port, name, extra)
         self.addCleanup(sink.stop)
         return sink
 
     def start_aiosmtpd(self, handler, port=None, tls=False, require_starttls=False):
         if aiosmtpd is None:
-            self.skipTest("python3-aiosmtpd is not installed")
+            self.fail("python3-aiosmtpd is not installed: run scripts/install-deps.sh --with-tests")
         kw = {}
         if tls:
             kw["tls_context"] = self.relay_tls_context()

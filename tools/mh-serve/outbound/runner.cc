@@ -154,7 +154,7 @@ private:
   // --- the loop -------------------------------------------------------------------------
 
   void run() {
-    log_line("queue runner: started (" +
+    log_line(std::string("queue runner: started") + (config_.outbound_hold ? ", holding all mail (outbound.hold)" : "") + " (" +
              (relay_ ? "relay " + relay_->name : std::string("delivering by MX, port ") + std::to_string(config_.outbound_port)) +
              ", concurrency " + std::to_string(config_.outbound_concurrency) + ")");
     sweep(unix_now());
@@ -288,6 +288,7 @@ private:
   // --- starting deliveries --------------------------------------------------------------
 
   void start_due(std::int64_t now) {
+    if (config_.outbound_hold) return;  // outbound.hold: the queue only fills
     for (std::size_t claims = 0; claims < kClaimsPerTurn && room() && !due_.empty(); ++claims) {
       auto first = due_.begin();
       if (first->first > now) break;
@@ -632,7 +633,9 @@ private:
       for (std::size_t i = 0; i < left.size(); ++i) {
         bounced.push_back({left[i], errors[i] + " (gave up after " + age_text(now - env.created) + " of retries)",
                            mta(left[i])});
-        log_line("queue " + id + ": to=<" + left[i] + "> status=bounced (" + bounced.back().reply + ")");
+        const std::string relay = mta(left[i]);
+        log_line("queue " + id + ": to=<" + left[i] + "> relay=" + (relay.empty() ? "none" : relay) +
+                 " status=bounced (" + bounced.back().reply + ")");
       }
       left.clear();
       errors.clear();
