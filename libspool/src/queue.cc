@@ -415,28 +415,57 @@ std::vector<std::string> list_queue(const Layout& layout) {
 
 QueueScan scan_queue(const Layout& layout) {
   layout.verify_no_symlinks(layout.queue_dir());
-  std::map<std::string, std::pair<unsigned char, unsigned char>> seen;  // id → (.msg type, .env type)
-  std::map<std::string, std::uint64_t> inodes;
-  for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/false)) {
-    unsigned char type = e.type;
+  // Straight from readdir into two sorted lists (no map, no copy of every name): the
+  // runner rescans a queue of 100,000 entries every second while it changes.
+  struct Seen {
+    std::string id;
+    unsigned char type;
+    std::uint64_t inode;
+    bool operator<(const Seen& o) const { return id < o.id; }
+  };
+  std::vector<Seen> msgs, envs;
+  DIR* d = ::opendir(layout.queue_dir().c_str());
+  if (!d) {
+    if (errno == ENOENT) return {};
+    throw_errno("cannot read directory", layout.queue_dir(), errno);
+  }
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    const bool msg = name.size() > 4 && name.substr(name.size() - 4) == ".msg";
+    const bool env = name.size() > 4 && name.substr(name.size() - 4) == ".env";
+    if (!msg && !env) continue;
+    const std::string_view id = name.substr(0, name.size() - 4);
+    if (!queue_id_ok(id)) continue;
+    unsigned char type = e->d_type;
     if (type == DT_UNKNOWN) {  // file systems without d_type: one lstat
       struct stat st;
-      if (::lstat((layout.queue_dir() / e.name).c_str(), &st) != 0) continue;
+      if (::lstat((layout.queue_dir() / std::string(name)).c_str(), &st) != 0) continue;
       type = S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_LNK;
     }
-    if (std::string id = id_of(e.name, ".msg"); !id.empty()) {
-      seen[id].first = type;
-    } else if (std::string id2 = id_of(e.name, ".env"); !id2.empty()) {
-      seen[id2].second = type;
-      inodes[id2] = e.inode;
-    }
+    (msg ? msgs : envs).push_back({std::string(id), type, static_cast<std::uint64_t>(e->d_ino)});
+    errno = 0;
   }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) throw_errno("cannot read directory", layout.queue_dir(), err);
+  std::sort(msgs.begin(), msgs.end());
+  std::sort(envs.begin(), envs.end());
   QueueScan out;
-  for (const auto& [id, types] : seen) {
-    const auto [msg, env] = types;
-    if ((msg != 0 && msg != DT_REG) || (env != 0 && env != DT_REG)) out.suspect.push_back(id);
-    else if (msg == DT_REG && env == DT_REG) out.entries.push_back({id, inodes[id]});
+  out.entries.reserve(std::min(msgs.size(), envs.size()));
+  auto m = msgs.begin();
+  auto e = envs.begin();
+  while (m != msgs.end() || e != envs.end()) {
+    const bool both = m != msgs.end() && e != envs.end() && m->id == e->id;
+    const bool take_msg = !both && (e == envs.end() || (m != msgs.end() && m->id < e->id));
+    const Seen* ms = both || take_msg ? &*m : nullptr;
+    const Seen* es = both || !take_msg ? &*e : nullptr;
+    if ((ms && ms->type != DT_REG) || (es && es->type != DT_REG)) out.suspect.push_back(ms ? ms->id : es->id);
+    else if (ms && es) out.entries.push_back({std::move(m->id), es->inode});
     // One file alone: being written, or debris for sweep_queue().
+    if (ms) ++m;
+    if (es) ++e;
   }
   return out;
 }

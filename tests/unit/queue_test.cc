@@ -313,3 +313,76 @@ TEST_CASE(".env files are read strictly, naming file and line") {
   CHECK(error_from([&] { spool::load_queue_entry(s.layout(), "NOSUCHID"); }).code() == spool::Errc::other);
   CHECK(error_from([&] { spool::load_queue_entry(s.layout(), "../x"); }).code() == spool::Errc::invalid_input);
 }
+
+TEST_CASE("per-recipient errors round-trip and are checked against the recipients") {
+  StoreSpool s;
+  QueueEnvelope e = envelope({"a@remote.example", "b@remote.example"});
+  e.recipient_errors = {"", "451 4.2.0 try later"};
+  const std::string id = enqueue(s.layout(), "x\n", e);
+  const fs::path env = s.layout().queue_dir() / (id + ".env");
+  CHECK(read_text(env).find("recipient_error: 2 451 4.2.0 try later\n") != std::string::npos);
+  CHECK(spool::load_queue_entry(s.layout(), id).recipient_errors == e.recipient_errors);
+  const std::string good = read_text(env);
+  write_text(env, good + "recipient_error: 3 nobody\n");
+  CHECK(std::string(error_from([&] { spool::load_queue_entry(s.layout(), id); }).what()).find("no recipient 3") !=
+        std::string::npos);
+  QueueEnvelope bad = envelope({"a@remote.example"});
+  bad.recipient_errors = {"x", "y"};
+  CHECK(error_from([&] { enqueue(s.layout(), "x\n", bad); }).code() == spool::Errc::invalid_input);
+}
+
+TEST_CASE("scan_queue lists committed entries with their .env inode and names planted non-files") {
+  StoreSpool s;
+  const auto& l = s.layout();
+  CHECK(spool::scan_queue(l).entries.empty());  // no queue/ yet is an empty queue
+  const std::string a = enqueue(l, "a\n");
+  const std::string b = enqueue(l, "b\n");
+  write_text(l.queue_dir() / "LONEMSG.msg", "being written\n");                  // no .env: not listed
+  fs::create_symlink("/etc/passwd", l.queue_dir() / "PLANTED.env");             // symlink: suspect
+  write_text(l.queue_dir() / "PLANTED.msg", "x\n");
+  write_text(l.queue_dir() / "not-an-id!.env", "x\n");                          // never a queue name
+  const spool::QueueScan scan = spool::scan_queue(l);
+  REQUIRE(scan.entries.size() == 2);
+  CHECK(scan.entries[0].id == std::min(a, b));
+  CHECK(scan.entries[1].id == std::max(a, b));
+  struct stat st;
+  REQUIRE(::lstat((l.queue_dir() / (a + ".env")).c_str(), &st) == 0);
+  const auto& ea = scan.entries[0].id == a ? scan.entries[0] : scan.entries[1];
+  CHECK(ea.env_inode == st.st_ino);
+  CHECK(scan.suspect == std::vector<std::string>{"PLANTED"});
+  // Replacing the .env (what retry and the runner do) changes the inode the scan reports.
+  auto claim = QueueClaim::try_claim(l, a);
+  REQUIRE(claim);
+  QueueEnvelope e = claim->envelope();
+  e.attempts = 1;
+  claim->update(e);
+  CHECK(claim->env_inode() != ea.env_inode);
+  const spool::QueueScan again = spool::scan_queue(l);
+  const auto& ea2 = again.entries[0].id == a ? again.entries[0] : again.entries[1];
+  CHECK(ea2.env_inode == claim->env_inode());
+}
+
+TEST_CASE("quarantine moves an entry aside, never follows a link, and leaves a held entry alone") {
+  StoreSpool s;
+  const auto& l = s.layout();
+  const std::string id = enqueue(l, "m\n");
+  write_text(l.queue_dir() / (id + ".env"), "garbage\x01\n");
+  const auto moved = spool::quarantine_queue_entry(l, id);
+  CHECK(moved.size() == 2);
+  CHECK(read_text(l.queue_dir() / "corrupt" / (id + ".msg")) == "m\n");
+  CHECK(read_text(l.queue_dir() / "corrupt" / (id + ".env")) == "garbage\x01\n");
+  CHECK(spool::list_queue(l).empty());
+  // A planted symlink moves as a link; its target is untouched.
+  const fs::path outside = l.root().parent_path() / "target";
+  write_text(outside, "secret\n");
+  fs::create_symlink(outside, l.queue_dir() / "LINKED.env");
+  CHECK(spool::quarantine_queue_entry(l, "LINKED").size() == 1);
+  CHECK(fs::is_symlink(l.queue_dir() / "corrupt" / "LINKED.env"));
+  CHECK(read_text(outside) == "secret\n");
+  // Held by its writer: not ours to move.
+  QueueMessage held = QueueMessage::begin(l);
+  held.append("x\n");
+  held.commit(envelope());
+  CHECK(spool::quarantine_queue_entry(l, held.id()).empty());
+  CHECK(spool::list_queue(l) == std::vector<std::string>{held.id()});
+}

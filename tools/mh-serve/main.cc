@@ -62,6 +62,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     // Builds the resolver too: a DNS server c-ares cannot use is a config error.
     const mh::serve::ClientCheck client_check(layout, settings);
     mh::net::check_tls(layout, settings);
+    const mh::outbound::QueueRunner runner(layout, settings);  // relay.host, dns.servers
     result.text = layout.server_config().string() + ": ok\n";
     result.data = {{"config", layout.server_config().string()}, {"ok", true}, {"hostname", settings.hostname}};
     for (const auto& l : settings.listeners) {

@@ -1,6 +1,8 @@
 // runner.cc — the queue runner's engine (runner.h). One thread owns everything here:
-// the schedule, the jobs, the libcurl multi handle. Other threads only append to the
-// inbox (notify(), MX answers) under a mutex and wake the loop with curl_multi_wakeup.
+// the schedule, the jobs, the transfers' lives. Other threads only append to the inbox
+// (notify(), MX answers, finished transfers from the pool) under a mutex and wake the
+// loop with a condition variable. The transfers themselves run on the TransferPool
+// (transfer_pool.h says why not on libcurl's multi interface).
 //
 // One entry's life in the runner:
 //   known (id, .env inode, due)  --due--> claimed (QueueClaim: the entry's lock)
@@ -15,6 +17,7 @@
 #include "net/log.h"
 #include "outbound/outcome.h"
 #include "outbound/transfer.h"
+#include "outbound/transfer_pool.h"
 
 #include <spool/accounts.h>
 #include <spool/bounce.h>
@@ -22,7 +25,6 @@
 #include <spool/error.h>
 #include <spool/queue.h>
 
-#include <curl/curl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -50,7 +53,7 @@ constexpr std::int64_t kFullRescanSeconds = 30;    // even when the directory lo
 constexpr std::int64_t kSweepSeconds = 600;        // crash leftovers (queue.h sweep_queue)
 constexpr std::int64_t kLockedRetrySeconds = 5;    // an entry someone else holds
 constexpr std::int64_t kIoRetrySeconds = 60;       // the spool could not be read or written
-constexpr std::size_t kClaimsPerTurn = 256;        // then curl gets the loop again
+constexpr std::size_t kClaimsPerTurn = 256;        // then the inbox gets the loop again
 constexpr std::size_t kMaxAddressesPerAttempt = 10;// Postfix's smtp_mx_address_limit is 5
 const std::string kRelayDestination = "[relay]";   // not a domain: cannot collide
 const std::string kLocalDestination = "[local]";   // a domain hosted here
@@ -113,9 +116,16 @@ struct QueueRunner::Engine {
       dns::ResolverConfig rc;
       rc.servers = config_.dns_servers;
       rc.timeout = config_.dns_timeout;
-      resolver_ = std::make_unique<dns::MxResolver>(rc);
+      try {
+        resolver_ = std::make_unique<dns::MxResolver>(rc);
+      } catch (const std::runtime_error& e) {
+        serve::bad_config(layout, config_, "dns.servers", e.what());
+      }
     } else {
       relay_ = parse_relay(config_.relay_host);
+      if (!relay_)
+        serve::bad_config(layout, config_, "relay.host",
+                          "'" + config_.relay_host + "' is not HOST:PORT, [IPV6]:PORT or HOST");
     }
   }
 
@@ -125,21 +135,27 @@ struct QueueRunner::Engine {
   }
 
   void start() {
-    multi_ = curl_multi_init();
-    if (!multi_) throw spool::Error(spool::Errc::other, "curl_multi_init failed");
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config_.outbound_concurrency) * 2);
+    pool_ = std::make_unique<TransferPool>(config_.outbound_concurrency, [this](Transfer* t, int code) {
+      {
+        std::lock_guard lock(inbox_mutex_);
+        finished_.push_back({t, code});
+      }
+      wake();
+    });
     thread_ = std::thread([this] { run(); });
   }
 
   void stop() {
     if (!thread_.joinable()) return;
     stopping_ = true;
-    curl_multi_wakeup(multi_);
+    // Cut the transfers first: their threads report back, the loop sees the flag.
+    pool_->stop();
+    wake();
     thread_.join();
-    // Resolver first: its thread may still call back into the inbox.
+    // Resolver next: its thread may still call back into the inbox.
     resolver_.reset();
-    curl_multi_cleanup(multi_);
-    multi_ = nullptr;
+    abandon_all();
+    pool_.reset();
   }
 
   void notify(const std::string& id) {
@@ -147,7 +163,15 @@ struct QueueRunner::Engine {
       std::lock_guard lock(inbox_mutex_);
       notified_.push_back(id);
     }
-    if (multi_) curl_multi_wakeup(multi_);
+    wake();
+  }
+
+  void wake() {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      woken_ = true;
+    }
+    inbox_cv_.notify_one();
   }
 
 private:
@@ -157,27 +181,24 @@ private:
     log_line(std::string("queue runner: started") + (config_.outbound_hold ? ", holding all mail (outbound.hold)" : "") + " (" +
              (relay_ ? "relay " + relay_->name : std::string("delivering by MX, port ") + std::to_string(config_.outbound_port)) +
              ", concurrency " + std::to_string(config_.outbound_concurrency) + ")");
-    sweep(unix_now());
+    // The first sweep a minute after start: it stats every file, and the first
+    // deliveries should not wait for that on a long queue.
+    last_sweep_ = unix_now() - kSweepSeconds + 60;
     while (!stopping_) {
       const std::int64_t now = unix_now();
       maybe_rescan(now);
       drain_inbox(now);
       start_due(now);
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      collect_finished();
       if (now - last_sweep_ >= kSweepSeconds) sweep(now);
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
+      std::unique_lock lock(inbox_mutex_);
+      inbox_cv_.wait_for(lock, std::chrono::milliseconds(poll_timeout_ms(now)), [this] { return woken_; });
+      woken_ = false;
     }
-    abandon_all();
     log_line("queue runner: stopped");
   }
 
   long poll_timeout_ms(std::int64_t now) const {
     long ms = 1000;  // the rescan tick
-    long curl_ms = -1;
-    curl_multi_timeout(multi_, &curl_ms);
-    if (curl_ms >= 0) ms = std::min(ms, curl_ms);
     if (!due_.empty() && room()) ms = std::min<long>(ms, std::max<std::int64_t>(0, (due_.begin()->first - now) * 1000));
     return ms;
   }
@@ -187,7 +208,10 @@ private:
   // --- knowing the queue ----------------------------------------------------------------
 
   void maybe_rescan(std::int64_t now) {
-    if (now - last_rescan_ < kRescanSeconds && last_rescan_ != 0) return;
+    // At most every second, and never more than ~5% of the time: a queue of 100,000
+    // entries takes tens of ms to read, and while mail flows the directory always changed.
+    const auto pause = std::max<std::int64_t>(kRescanSeconds, (last_scan_cost_ms_ * 20 + 999) / 1000);
+    if (now - last_rescan_ < pause && last_rescan_ != 0) return;
     struct stat st;
     if (::stat(layout_.queue_dir().c_str(), &st) != 0) {
       last_rescan_ = now;
@@ -201,6 +225,7 @@ private:
     queue_mtime_ = mtime;
     last_rescan_ = last_full_scan_ = now;
     spool::QueueScan scan;
+    const auto started = Clock::now();
     try {
       scan = spool::scan_queue(layout_);
     } catch (const spool::Error& e) {
@@ -222,7 +247,7 @@ private:
       const bool present = std::binary_search(scan.entries.begin(), scan.entries.end(), it->first,
                                               [](const auto& a, const auto& b) { return key(a) < key(b); });
       if (!present && it->second.where != Where::busy) {
-        if (it->second.where == Where::waiting) due_.erase({it->second.due, it->first});
+        if (it->second.where == Where::waiting) due_.erase({it->second.due, &it->first});
         it = known_.erase(it);
       } else {
         ++it;
@@ -230,26 +255,31 @@ private:
     }
     for (const auto& id : scan.suspect)
       if (!known_.count(id) || known_[id].where != Where::busy) quarantine(id, "not a regular file");
+    last_scan_cost_ms_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   }
 
   static const std::string& key(const spool::QueueScan::Entry& e) { return e.id; }
   static const std::string& key(const std::string& s) { return s; }
 
   void schedule(const std::string& id, Known& k, std::int64_t due) {
-    if (k.where == Where::waiting) due_.erase({k.due, id});
+    if (k.where == Where::waiting) due_.erase({k.due, &id});
     k.where = Where::waiting;
     k.due = due;
-    due_.insert({due, id});
+    due_.insert({due, &known_.find(id)->first});  // the stable copy, not the caller's
   }
 
   void drain_inbox(std::int64_t now) {
     std::vector<std::string> notified;
     std::vector<MxAnswer> answers;
+    std::vector<std::pair<Transfer*, int>> finished;
     {
       std::lock_guard lock(inbox_mutex_);
       notified.swap(notified_);
       answers.swap(answers_);
+      finished.swap(finished_);
     }
+    for (const auto& [t, code] : finished) on_finished(t, code);
     for (const auto& id : notified) {
       auto [it, added] = known_.try_emplace(id);
       if (added || it->second.where == Where::waiting) schedule(id, it->second, now);
@@ -277,7 +307,7 @@ private:
       for (const auto& p : moved) where += (where.empty() ? "" : ", ") + p.string();
       log_line("queue " + id + ": moved to queue/corrupt/ (" + why + "): " + where);
       if (auto it = known_.find(id); it != known_.end()) {
-        if (it->second.where == Where::waiting) due_.erase({it->second.due, id});
+        if (it->second.where == Where::waiting) due_.erase({it->second.due, &id});
         known_.erase(it);
       }
     } catch (const spool::Error& e) {
@@ -292,7 +322,7 @@ private:
     for (std::size_t claims = 0; claims < kClaimsPerTurn && room() && !due_.empty(); ++claims) {
       auto first = due_.begin();
       if (first->first > now) break;
-      const std::string id = first->second;
+      const std::string id = *first->second;
       due_.erase(first);
       Known& k = known_[id];
       k.where = Where::busy;
@@ -396,7 +426,7 @@ private:
             std::lock_guard lock(inbox_mutex_);
             answers_.push_back({id, gi, std::move(r)});
           }
-          curl_multi_wakeup(multi_);
+          wake();
         });
       }
     }
@@ -521,12 +551,8 @@ private:
         g.failures += std::string(g.failures.empty() ? "" : "; ") + c.name + ": " + e.what();
         continue;
       }
-      if (curl_multi_add_handle(multi_, g.transfer->handle()) != CURLM_OK) {
-        g.transfer.reset();
-        g.failures += std::string(g.failures.empty() ? "" : "; ") + c.name + ": cannot start a transfer";
-        continue;
-      }
-      owners_[g.transfer->handle()] = {id, gi};
+      owners_[g.transfer.get()] = {id, gi};
+      pool_->run(g.transfer.get());
       return;
     }
     const std::string why = g.candidates.empty() ? "no address to deliver to" : g.failures;
@@ -535,35 +561,29 @@ private:
 
   // --- finishing ------------------------------------------------------------------------
 
-  void collect_finished() {
-    int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
-      if (m->msg != CURLMSG_DONE) continue;
-      CURL* easy = m->easy_handle;
-      const CURLcode code = m->data.result;
-      curl_multi_remove_handle(multi_, easy);
-      auto owner = owners_.find(easy);
-      if (owner == owners_.end()) continue;
-      const auto [id, gi] = owner->second;
-      owners_.erase(owner);
-      auto it = jobs_.find(id);
-      if (it == jobs_.end()) continue;
-      Job& j = *it->second;
-      Group& g = j.groups[gi];
-      std::unique_ptr<Transfer> t = std::move(g.transfer);
-      const bool ok = code == CURLE_OK;
-      const std::string failure = t->failure_text(code);
-      if (try_next_host(t->transcript(), ok)) {
-        const auto& last = t->transcript().last_reply();
-        const std::string why = last && !last->positive() ? last->text + (failure.empty() ? "" : " (" + failure + ")") : failure;
-        g.failures += std::string(g.failures.empty() ? "" : "; ") + t->request().server_name + ": " + why;
-        start_transfer(id, j, gi);
-        continue;
-      }
-      g.outcomes = judge_transfer(t->transcript(), g.recipients, ok, failure);
-      g.remote_mta = t->request().server_name;
-      finish_group(id, j, gi);
+  void on_finished(Transfer* done, int code) {
+    auto owner = owners_.find(done);
+    if (owner == owners_.end()) return;
+    const auto [id, gi] = owner->second;
+    owners_.erase(owner);
+    if (stopping_) return;  // cut by stop(): the entry stays as it was
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;
+    Job& j = *it->second;
+    Group& g = j.groups[gi];
+    std::unique_ptr<Transfer> t = std::move(g.transfer);
+    const bool ok = code == 0;  // CURLE_OK
+    const std::string failure = t->failure_text(code);
+    if (try_next_host(t->transcript(), ok)) {
+      const auto& last = t->transcript().last_reply();
+      const std::string why = last && !last->positive() ? last->text + (failure.empty() ? "" : " (" + failure + ")") : failure;
+      g.failures += std::string(g.failures.empty() ? "" : "; ") + t->request().server_name + ": " + why;
+      start_transfer(id, j, gi);
+      return;
     }
+    g.outcomes = judge_transfer(t->transcript(), g.recipients, ok, failure);
+    g.remote_mta = t->request().server_name;
+    finish_group(id, j, gi);
   }
 
   void group_done(const std::string& id, Job& j, std::size_t gi, Fate fate, const std::string& reply) {
@@ -696,9 +716,10 @@ private:
   // Shutdown: transfers in flight are cut; their entries stay as they were (the next
   // start delivers them again: at-least-once).
   void abandon_all() {
-    for (auto& [easy, owner] : owners_) curl_multi_remove_handle(multi_, easy);
     owners_.clear();
     jobs_.clear();
+    std::lock_guard lock(inbox_mutex_);
+    finished_.clear();  // pointers to transfers just freed
   }
 
   static std::string age_text(std::int64_t seconds) {
@@ -716,22 +737,30 @@ private:
     return a == b;
   }
 
-  static Candidate parse_relay(const std::string& text) {
+  // "host", "host:port", "[v6]:port", "[v6]" (port 25 when none is given).
+  static std::optional<Candidate> parse_relay(const std::string& text) {
     Candidate c;
-    std::string host = text;
-    std::uint16_t port = 25;
-    const auto colon = text.rfind(':');
+    std::string host = text, port = "25";
     if (!text.empty() && text.front() == '[') {
       const auto close = text.find(']');
+      if (close == std::string::npos) return std::nullopt;
       host = text.substr(1, close - 1);
-      if (close + 1 < text.size() && text[close + 1] == ':') port = static_cast<std::uint16_t>(std::stoi(text.substr(close + 2)));
-    } else if (colon != std::string::npos && text.find(':') == colon) {
+      if (close + 1 < text.size()) {
+        if (text[close + 1] != ':') return std::nullopt;
+        port = text.substr(close + 2);
+      }
+    } else if (const auto colon = text.find(':'); colon != std::string::npos) {
+      if (text.find(':', colon + 1) != std::string::npos) return std::nullopt;  // bare IPv6: use [ ]
       host = text.substr(0, colon);
-      port = static_cast<std::uint16_t>(std::stoi(text.substr(colon + 1)));
+      port = text.substr(colon + 1);
     }
+    if (host.empty() || host.find_first_of(" /@\\") != std::string::npos) return std::nullopt;
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const int p = std::stoi(port);
+    if (p < 1 || p > 65535) return std::nullopt;
     c.host = host;
-    c.port = port;
-    c.name = host + ":" + std::to_string(port);
+    c.port = static_cast<std::uint16_t>(p);
+    c.name = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
     return c;
   }
 
@@ -740,23 +769,33 @@ private:
   const std::string hostname_;
   std::optional<Candidate> relay_;
   std::unique_ptr<dns::MxResolver> resolver_;
-  CURLM* multi_ = nullptr;
+  std::unique_ptr<TransferPool> pool_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
   std::mutex inbox_mutex_;
+  std::condition_variable inbox_cv_;
+  bool woken_ = false;
   std::vector<std::string> notified_;
   std::vector<MxAnswer> answers_;
+  std::vector<std::pair<Transfer*, int>> finished_;
 
+  // due_ points at known_'s keys (node-based: stable) so each id is stored once.
+  struct DueLess {
+    bool operator()(const std::pair<std::int64_t, const std::string*>& a,
+                    const std::pair<std::int64_t, const std::string*>& b) const {
+      return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+    }
+  };
   std::unordered_map<std::string, Known> known_;
-  std::set<std::pair<std::int64_t, std::string>> due_;
+  std::set<std::pair<std::int64_t, const std::string*>, DueLess> due_;
   std::map<std::string, std::deque<std::string>> parked_;
   std::map<std::string, std::unique_ptr<Job>> jobs_;
   std::map<std::string, std::uint32_t> active_;      // transfers (or lookups) per destination
-  std::unordered_map<CURL*, std::pair<std::string, std::size_t>> owners_;
+  std::unordered_map<Transfer*, std::pair<std::string, std::size_t>> owners_;
   std::uint32_t transfers_ = 0;
 
-  std::int64_t last_rescan_ = 0, last_full_scan_ = 0, last_sweep_ = 0;
+  std::int64_t last_rescan_ = 0, last_full_scan_ = 0, last_sweep_ = 0, last_scan_cost_ms_ = 0;
   std::pair<std::int64_t, long> queue_mtime_{-1, -1};
 };
 
