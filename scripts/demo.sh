@@ -4,7 +4,9 @@
 # mh-serve on unprivileged loopback ports (SMTP, submission, SMTPS, POP3, POP3S; TLS
 # with the self-signed certificate it makes on first start), mail sent by real clients
 # (Python smtplib over submission + STARTTLS + AUTH, curl over plain SMTP), fetched and
-# deleted by fetchmail over POP3S, and the quota back to zero.
+# deleted by fetchmail over POP3S, and the quota back to zero; one mail to a remote
+# address goes out through the outbound queue to a relay (aiosmtpd standing in for the
+# provider's smarthost).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${MH_DEMO_BUILD:-$src/build}
@@ -34,6 +36,10 @@ echo
 echo "== mh-serve on loopback"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 smtp=$(free_port) submission=$(free_port) smtps=$(free_port) pop3=$(free_port) pop3s=$(free_port)
+relay=$(free_port)
+# The smarthost: aiosmtpd prints what it receives (Debian's python3, where the package is).
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$relay" -c aiosmtpd.handlers.Debugging > "$spool/relay.out" 2>&1 &
+relay_pid=$!
 cat > "$spool/mailhost.yaml" <<YAML
 hostname: mail.example.jp
 listen:
@@ -44,12 +50,14 @@ listen:
   pop3s: "127.0.0.1:$pop3s"
 # The demo's clients are on loopback, which has no reverse DNS here: skip that check.
 trusted_networks: ["127.0.0.0/8", "::1"]
+# Remote mail leaves through this smarthost (the demo's has no STARTTLS).
+relay: { host: "127.0.0.1:$relay", tls: none }
 YAML
 cat "$spool/mailhost.yaml"
 "$bin/mh-serve/mh-serve" --check-config
 "$bin/mh-serve/mh-serve" 2> "$spool/mh-serve.log" &
 serve_pid=$!
-trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+trap 'kill "$serve_pid" "$relay_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ "$(grep -c listening "$spool/mh-serve.log" 2>/dev/null)" -ge 5 ] && break; sleep 0.1; done
 echo
 
@@ -82,6 +90,21 @@ echo "\$ curl -k pop3s://127.0.0.1:$pop3s/ --user taro@example.jp:…   (LIST ov
 curl -sS -k "pop3s://127.0.0.1:$pop3s/" --user "taro@example.jp:$taro_password"
 echo
 
+echo "\$ python3 smtplib: hanako → friend@example.net (remote: queued, then sent to the relay)"
+python3 - "$submission" <<'PY'
+import smtplib, ssl, sys
+tls = ssl.create_default_context(); tls.check_hostname = False; tls.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
+    s.starttls(context=tls)
+    s.login("hanako@example.jp", "demo-password")
+    print(s.sendmail("hanako@example.jp", ["friend@example.net"],
+                     "From: hanako@example.jp\r\nTo: friend@example.net\r\nSubject: out\r\n\r\nvia the queue\r\n"))
+PY
+for _ in $(seq 100); do grep -q 'to=<friend@example.net> .*status=sent' "$spool/mh-serve.log" && break; sleep 0.1; done
+grep 'queue .*friend@example.net' "$spool/mh-serve.log"
+run "$bin/mh-serve/mh-serve" queue list
+echo "== what the relay received"; cat "$spool/relay.out"; echo
+
 echo "\$ fetchmail over POP3S (no keep): taro's mail → $spool/fetched.mbox"
 home=$(mktemp -d)
 cat > "$home/.fetchmailrc" <<RC
@@ -95,6 +118,7 @@ HOME=$home fetchmail --nodetach --nosyslog -f "$home/.fetchmailrc"
 rm -rf "$home"
 echo
 kill -TERM "$serve_pid"; wait "$serve_pid" || true
+kill "$relay_pid" 2>/dev/null || true
 trap - EXIT
 echo "== what fetchmail fetched"; cat "$spool/fetched.mbox"; echo
 echo "== taro's Maildir and quota after the fetch (deleted at QUIT)"

@@ -10,14 +10,13 @@ build_pkgs=(
   libasio-dev libc-ares-dev
 )
 # The demo's mail clients (README main job): send with Python/curl, fetch with fetchmail.
-demo_pkgs=(python3 curl openssl fetchmail ca-certificates)
+demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
 # Real peers the tests drive: clients we did not write, readers of our Maildirs, and
 # Postfix for its smtp-source load generator and smtp-sink relay/MX peer (installed
 # unconfigured, never started as an MTA), aiosmtpd for peers with per-recipient replies.
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
   swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
-  python3-aiosmtpd
 )
 
 want=("${build_pkgs[@]}")

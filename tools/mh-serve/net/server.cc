@@ -270,8 +270,10 @@ int run_server(const ServerOptions& options, const spool::Layout& layout, Backen
   spool::act_as_spool_owner(layout);
   if (::geteuid() == 0) log_line("warning: running as root (the spool is owned by root)");
   server.load_tls();
-  server.announce();
+  // Before "listening": whoever waits for that line may signal at once, and the
+  // handlers are set right after it (run()); starting threads takes a while.
   if (o.start_background) o.start_background();
+  server.announce();
   const int code = server.run();
   if (o.stop_background) o.stop_background();
   return code;
