@@ -30,6 +30,7 @@ import threading
 import time
 
 from mhtest_mail import PASSWORD, MailTestCase
+from dnsfixture import DnsFixture
 
 try:
     import aiosmtpd  # noqa: F401
@@ -431,6 +432,8 @@ class OutboundCase(MailTestCase):
         super().setUp()
         self.peers = []
         self.addCleanup(self._stop_peers)
+        if self.IPS:
+            self.mx_port = port_free_on(self.IPS)
 
     def _stop_peers(self):
         for p in reversed(self.peers):
@@ -457,6 +460,29 @@ class OutboundCase(MailTestCase):
 
     def start_outbound(self, dns_server, port, extra="", **outbound):
         self.start_mail_server(outbound_config(dns_server, port, **outbound) + extra, services=("smtp",))
+
+    # --- a DNS zone of the test class's own -------------------------------------------
+    # A subclass that sets ZONE (dnsmasq lines) and IPS (the loopback addresses its MX
+    # hosts listen on) gets one dnsmasq for the class, a port free on every one of IPS
+    # (self.mx_port), and start() for mh-serve delivering by MX through that DNS.
+    ZONE = None
+    IPS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.ZONE is not None:
+            cls.dns = DnsFixture(cls.ZONE)
+            cls.dns.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.ZONE is not None:
+            cls.dns.close()
+        super().tearDownClass()
+
+    def start(self, **outbound):
+        self.start_outbound(self.dns.server, self.mx_port, **outbound)
 
     # --- queueing mail -------------------------------------------------------------
 

@@ -22,8 +22,7 @@ import threading
 import time
 
 import mhtest
-from dnsfixture import DnsFixture
-from mhtest_outbound import (SENDER, OutboundCase, make_message, outbound_config, port_free_on, vm_rss_kb,
+from mhtest_outbound import (SENDER, OutboundCase, make_message, outbound_config, vm_rss_kb,
                              wait_for)
 
 KILL_DOMAINS = 4  # concurrency 20 = 2 × per_destination 10: use more than 2 destinations
@@ -67,21 +66,8 @@ def sha256(path):
 
 
 class OutboundFaults(OutboundCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsFixture(ZONE)
-        cls.dns.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.close()
-
-    def setUp(self):
-        super().setUp()
-        self.mx_port = port_free_on(IPS)
-
-    def start(self, **outbound):
-        self.start_outbound(self.dns.server, self.mx_port, **outbound)
+    ZONE = ZONE
+    IPS = IPS
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

@@ -22,8 +22,7 @@ import threading
 import time
 
 import mhtest
-from dnsfixture import DnsFixture
-from mhtest_outbound import SENDER, OutboundCase, make_message, port_free_on, wait_for
+from mhtest_outbound import SENDER, OutboundCase, make_message, wait_for
 
 ZONE = """
 local=/out.test/
@@ -63,21 +62,8 @@ IPS = [f"127.0.0.{n}" for n in range(2, 14)]
 
 
 class OutboundMx(OutboundCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsFixture(ZONE)
-        cls.dns.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.close()
-
-    def setUp(self):
-        super().setUp()
-        self.mx_port = port_free_on(IPS)
-
-    def start(self, **outbound):
-        self.start_outbound(self.dns.server, self.mx_port, **outbound)
+    ZONE = ZONE
+    IPS = IPS
 
     def assertDeliveredOnce(self, sink, message_id, rcpts):
         got = [m for m in sink.messages() if m.message_id == message_id]
