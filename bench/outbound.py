@@ -28,18 +28,11 @@ import subprocess
 import sys
 import time
 
+from benchlib import read_results, result  # the RESULT line format, one writer and reader
+
 
 def log(msg):
     print(f"[outbound {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def result(**kv):
-    parts = []
-    for k, v in kv.items():
-        if isinstance(v, float):
-            v = f"{v:.6g}"
-        parts.append(f"{k}={v}")
-    print("RESULT " + " ".join(parts), flush=True)
 
 
 def port_open(port, host="127.0.0.1"):
@@ -474,16 +467,6 @@ def cmd_first(a):
 
 
 # ------------------------------------------------------------------ table
-def read_results(path):
-    runs = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("RESULT "):
-                kv = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
-                runs.setdefault(kv.get("name"), []).append(kv)
-    return runs
-
-
 def med(rows, field):
     vals = []
     for r in rows:
