@@ -174,8 +174,13 @@ class OutboundFaults(OutboundCase):
         self.assertTrue(errors, "the kill did not interrupt the submission: make it bigger")
         self.assertLess(len(acked), n)
         self.start(concurrency=CONCURRENCY, per_destination=10)
-        wait_for(lambda: set(acked) <= {m.message_id for m in peer.messages()} and not self.queue_files(), 120,
+        # The kill may also land between the .msg link and the .env commit (queue.cc
+        # state 3): an unacknowledged lone .msg, never listed, swept after an hour.
+        def entries_left():
+            return [n for n in self.queue_files() if n.endswith(".env")]
+        wait_for(lambda: set(acked) <= {m.message_id for m in peer.messages()} and not entries_left(), 120,
                  step=0.1, what=f"all {len(acked)} acknowledged messages delivered and the queue empty")
+        self.assertLessEqual(len(self.queue_files()), 1, self.queue_files())
         # A message cut off before its 250 may have arrived or not, never half: every
         # message at the MX is a whole one with its own recipient.
         got = peer.messages()

@@ -334,9 +334,8 @@ private:
         // itself. Other errors (out of descriptors, disk trouble) are tried again.
         if (e.code() == spool::Errc::bad_config || e.code() == spool::Errc::invalid_input ||
             e.code() == spool::Errc::permission) {
-          k.where = Where::parked;  // keeps quarantine() from touching due_
           quarantine(id, e.what());
-          known_.erase(id);
+          known_.erase(id);  // also when it could not be moved: the next scan finds it again
         } else {
           log_line("queue " + id + ": " + e.what());
           schedule(id, k, now + kIoRetrySeconds);

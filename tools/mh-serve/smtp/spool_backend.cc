@@ -131,15 +131,16 @@ private:
   // under its recipients' names, and a DSN quotes the headers (RFC 3464 §2).
   void capture_headers(std::string_view bytes) {
     if (headers_done_) return;
-    const std::size_t room = max_captured_headers - headers_.size();
-    headers_.append(bytes.substr(0, room));
-    for (const char* end : {"\n\n", "\r\n\r\n"})
-      if (auto pos = headers_.find(end); pos != std::string::npos) {
-        headers_.resize(pos + 1);
-        headers_done_ = true;
-      }
-    if (headers_.size() >= max_captured_headers) {
-      headers_.resize(headers_.rfind('\n') == std::string::npos ? 0 : headers_.rfind('\n') + 1);
+    // Only the new bytes (and the two before them) are searched: called per chunk.
+    const std::size_t from = headers_.size() < 2 ? 0 : headers_.size() - 2;
+    headers_.append(bytes.substr(0, max_captured_headers - headers_.size()));
+    const std::size_t lf = headers_.find("\n\n", from), crlf = headers_.find("\n\r\n", from);
+    if (const std::size_t blank = std::min(lf, crlf); blank != std::string::npos) {
+      headers_.resize(blank + 1);  // the header block with its last line end
+      headers_done_ = true;
+    } else if (headers_.size() >= max_captured_headers) {
+      const auto last = headers_.rfind('\n');
+      headers_.resize(last == std::string::npos ? 0 : last + 1);
       headers_done_ = true;
     }
   }
