@@ -13,10 +13,13 @@ build_pkgs=(
 demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
 # Real peers the tests drive: clients we did not write, readers of our Maildirs, and
 # Postfix for its smtp-source load generator and smtp-sink relay/MX peer (installed
-# unconfigured, never started as an MTA), aiosmtpd for peers with per-recipient replies.
+# unconfigured, never started as an MTA), aiosmtpd for peers with per-recipient replies,
+# rspamd (started per test on loopback, offline, never as the system service) and
+# Pigeonhole (dovecot-sieve: sievec/sieve-test check our exported Sieve scripts).
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
   swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
+  rspamd dovecot-sieve
 )
 
 want=("${build_pkgs[@]}")

@@ -286,7 +286,7 @@ ServerConfig load_server_config(const fs::path& file) {
   if (!text) return c;
   YAML::Node root = r.parse(*text);
   r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "outbound",
-                     "limits", "timeouts", "clamd"});
+                     "limits", "timeouts", "clamd", "spam", "srs"});
   record_key_lines(root, "", c.key_lines);
   if (root["hostname"]) c.hostname = r.str(root["hostname"], "hostname");
   if (auto listen = root["listen"]) {
@@ -386,6 +386,22 @@ ServerConfig load_server_config(const fs::path& file) {
     r.only_keys(t, {"command", "data"}, "timeouts.");
     if (t["command"]) c.timeout_command = r.duration(t["command"], "timeouts.command");
     if (t["data"]) c.timeout_data = r.duration(t["data"], "timeouts.data");
+  }
+  if (auto spam = root["spam"]) {
+    if (!spam.IsMap()) r.fail(spam, "spam", "expected a mapping");
+    r.only_keys(spam, {"rspamd", "timeout"}, "spam.");
+    if (spam["rspamd"]) {
+      c.spam_rspamd = r.str(spam["rspamd"], "spam.rspamd");
+      if (c.spam_rspamd.rfind("http://", 0) != 0 && c.spam_rspamd.rfind("https://", 0) != 0)
+        r.fail(spam["rspamd"], "spam.rspamd", "expected an http:// or https:// URL, got '" + c.spam_rspamd + "'");
+      while (!c.spam_rspamd.empty() && c.spam_rspamd.back() == '/') c.spam_rspamd.pop_back();
+    }
+    if (spam["timeout"]) c.spam_timeout = r.duration(spam["timeout"], "spam.timeout");
+  }
+  if (auto srs = root["srs"]) {
+    if (!srs.IsMap()) r.fail(srs, "srs", "expected a mapping");
+    r.only_keys(srs, {"domain"}, "srs.");
+    if (srs["domain"]) c.srs_domain = r.str(srs["domain"], "srs.domain");
   }
   if (auto clamd = root["clamd"]) {
     if (!clamd.IsMap()) r.fail(clamd, "clamd", "expected a mapping");

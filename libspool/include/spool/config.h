@@ -66,6 +66,9 @@ struct ServerConfig {
   std::chrono::milliseconds timeout_command{300000};     // RFC 5321 §4.5.3.2: 5 min
   std::chrono::milliseconds timeout_data{600000};        // per DATA block read
   std::string clamd_address;                             // empty = no virus scanning
+  std::string spam_rspamd;                               // rspamd base URL; empty = spam filters inert
+  std::chrono::milliseconds spam_timeout{10000};         // one rspamd exchange; then deliver untagged
+  std::string srs_domain;                                // domain of SRS0 addresses; empty = hostname
   // 1-based line of each key given ("listen.smtp", "limits.message_size", …), so checks
   // made later by the daemon can name file:line:key like the loader does.
   std::map<std::string, int> key_lines;

@@ -1,0 +1,1 @@
+// autoreply.cc — placeholder, being written.

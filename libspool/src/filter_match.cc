@@ -1,0 +1,1 @@
+// filter_match.cc — placeholder, being written.

@@ -1,0 +1,1 @@
+// filtered_delivery.cc — placeholder, being written.

@@ -1,0 +1,1 @@
+// filters.cc — placeholder, being written.

@@ -1,0 +1,1 @@
+// spam_check.cc — placeholder, being written.

@@ -1,0 +1,1 @@
+// srs.cc — placeholder, being written.
