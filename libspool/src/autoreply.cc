@@ -1,1 +1,676 @@
-// autoreply.cc — placeholder, being written.
+// autoreply.cc — vacation replies (autoreply.h, RFC 3834): the refusal checks, the
+// per-account memory file, and the reply message.
+// Memory: accounts/<name>/autoreply.seen, one line "<unix-seconds> <sender lower-cased>",
+// oldest first. It is only a memory: a line that does not parse is skipped (and dropped
+// by the next write), never an error, so a damaged file cannot stop replies. Writers hold
+// the domain's auto-reply lock and replace the file atomically (0600: it lists who wrote
+// to the account). The file is read with a size bound, newest end first.
+// Reply: built only from sanitised text — CR, LF and other controls never reach a header
+// from the settings, the original message or the envelope; non-ASCII header text goes
+// out as RFC 2047 B-encoded UTF-8 words of at most 75 characters on lines of at most 76;
+// the body is UTF-8 in base64 (RFC 2045 §6.8), so any script survives any relay.
+#include "spool/autoreply.h"
+
+#include "spool/atomic_file.h"
+#include "spool/error.h"
+#include "spool/header_decode.h"
+#include "spool/lock.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace spool {
+namespace {
+
+// --- limits ---
+// A reverse-path is at most 256 octets (RFC 5321 §4.5.3.1.3); twice that leaves room
+// for what lenient peers send. A longer sender is not answered (cannot be remembered).
+constexpr std::size_t max_sender_length = 512;
+constexpr std::size_t max_seconds_digits = 19;
+constexpr std::size_t max_memory_line = max_seconds_digits + 1 + max_sender_length + 1;
+constexpr std::size_t max_memory_file = max_autoreply_memory * max_memory_line;
+constexpr std::int64_t seconds_per_day = 86400;
+// An entry up to a day in the future is a clock difference between hosts sharing the
+// spool (it counts as recent); further ahead it is nonsense and skipped, so a broken
+// clock once cannot silence the replies for good.
+constexpr std::int64_t max_future_skew = seconds_per_day;
+
+constexpr std::size_t max_subject_bytes = 512;       // of decoded text, before encoding
+constexpr std::size_t max_display_name_bytes = 256;
+constexpr std::size_t max_msg_id_length = 250;       // one id; the folded line stays < 998
+constexpr std::size_t max_references = 10;           // RFC 5322 §3.6.4 allows trimming
+constexpr std::size_t max_encoded_word = 75;         // RFC 2047 §2
+// RFC 2047 §2 limits a line with encoded words to 76 characters (RFC 5322 §2.1.1 asks
+// for 78 in general); every folded field here keeps to the stricter one.
+constexpr std::size_t max_header_line = 76;
+constexpr std::size_t base64_line = 76;              // RFC 2045 §6.8
+constexpr std::size_t max_host_length = 255;
+
+// --- small text helpers ---
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+bool ends_with_ci(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
+}
+
+// RFC 5322 comments "(...)" (nested, with quoted-pairs) removed, e.g. from
+// "auto-generated (by cron); foo" or "bulk (mass mailing)".
+std::string strip_comments(std::string_view s) {
+  std::string out;
+  int depth = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (depth > 0 && c == '\\') {
+      ++i;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    } else if (depth == 0) {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The first token of a structured field value: comments gone, up to ';' (parameters),
+// trimmed, lower-cased. "Auto-Generated (cron); x=y" → "auto-generated".
+std::string field_keyword(std::string_view value) {
+  const std::string plain = strip_comments(value);
+  std::string_view v = plain;
+  v = v.substr(0, v.find(';'));
+  return lower(trim(v));
+}
+
+// --- refusal checks ---
+
+// RFC 3834 §2: senders that are software, not people — bounce senders and the
+// addresses of list managers (and "noreply" addresses nobody reads). A VERP detail
+// after '+' (Mailman's "list-bounces+user=example.org") is ignored for the check.
+bool mailer_like(std::string_view sender) {
+  const auto at = sender.rfind('@');
+  const std::string_view full = at == std::string_view::npos ? sender : sender.substr(0, at);
+  const std::string_view base = full.substr(0, full.find('+'));
+  for (std::string_view local : {full, base}) {
+    for (std::string_view exact : {"mailer-daemon", "postmaster", "mailer", "listserv", "majordomo", "noreply",
+                                   "no-reply"})
+      if (iequals(local, exact)) return true;
+    if (starts_with_ci(local, "owner-")) return true;
+    for (std::string_view suffix : {"-request", "-owner", "-bounces"})
+      if (ends_with_ci(local, suffix)) return true;
+  }
+  return false;
+}
+
+bool delivered_to_account(const Address& account, const FilterMessage& message) {
+  const std::string me = account.str();
+  for (const std::string& raw : message.raw_fields("Delivered-To")) {
+    std::string_view v = trim(raw);
+    if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = trim(v.substr(1, v.size() - 2));
+    if (iequals(v, me)) return true;
+  }
+  return false;
+}
+
+bool addressed_to(const Address& account, const FilterMessage& message) {
+  // The account folded as FilterMessage folds addresses; with an IDN domain the To
+  // field may carry either the A-label or the Unicode form.
+  std::vector<std::string> forms{fold_text(account.str())};
+  const std::string unicode = account.local().str() + "@" + account.domain().unicode();
+  if (unicode != account.str()) forms.push_back(fold_text(unicode));
+  for (std::string_view field : {"To", "Cc"})
+    for (const std::string& a : message.folded_addresses(field))
+      if (std::find(forms.begin(), forms.end(), a) != forms.end()) return true;
+  return false;
+}
+
+// --- memory file ---
+
+struct Memory {
+  std::map<std::string, std::int64_t> last;  // sender (lower case) → when last answered
+};
+
+// Sender as remembered: lower-cased; refused when it cannot be one field of a line.
+std::string memory_key(std::string_view sender) {
+  if (sender.empty() || sender.size() > max_sender_length)
+    throw Error(Errc::invalid_input, "auto-reply: sender of " + std::to_string(sender.size()) +
+                                         " bytes cannot be remembered (1.." + std::to_string(max_sender_length) + ")");
+  for (char c : sender)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      throw Error(Errc::invalid_input, "auto-reply: sender contains a space or control character");
+  return lower(sender);
+}
+
+std::optional<std::int64_t> parse_seconds(std::string_view s) {
+  if (s.empty() || s.size() > max_seconds_digits || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  for (char c : s)
+    if (c < '0' || c > '9') return std::nullopt;
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// The last max_memory_file bytes of the file (newest entries are at the end); empty
+// when it does not exist. O_NONBLOCK: a FIFO planted in the spool must not hang delivery.
+std::string read_memory_text(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return {};
+    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
+    throw_errno("cannot open", file, errno);
+  }
+  std::string text;
+  try {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) throw_errno("cannot stat", file, errno);
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, "refusing to read " + file.string() + ": not a regular file");
+    off_t offset = 0;
+    if (st.st_size > static_cast<off_t>(max_memory_file)) offset = st.st_size - static_cast<off_t>(max_memory_file);
+    char buf[65536];
+    while (text.size() < max_memory_file) {
+      const std::size_t want = std::min(sizeof buf, max_memory_file - text.size());
+      const ssize_t n = ::pread(fd, buf, want, offset);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno("cannot read", file, errno);
+      }
+      if (n == 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
+      offset += n;
+    }
+    if (st.st_size > static_cast<off_t>(max_memory_file)) {
+      // Started mid-line: drop the partial first line.
+      const auto nl = text.find('\n');
+      text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return text;
+}
+
+// Entries of `text` still within `days` of `now`; malformed lines are skipped silently.
+Memory parse_memory(std::string_view text, std::uint32_t days, std::int64_t now) {
+  Memory m;
+  const std::int64_t window = static_cast<std::int64_t>(days) * seconds_per_day;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    if (nl == std::string_view::npos) break;  // an incomplete last line (torn by hand)
+    const std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    const auto space = line.find(' ');
+    if (space == std::string_view::npos) continue;
+    const auto when = parse_seconds(line.substr(0, space));
+    const std::string_view sender = line.substr(space + 1);
+    if (!when || sender.empty() || sender.size() > max_sender_length) continue;
+    bool clean = true;
+    for (char c : sender)
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || (c >= 'A' && c <= 'Z')) clean = false;
+    if (!clean) continue;
+    if (*when > now + max_future_skew) continue;
+    if (*when <= now - window) continue;  // forgotten: answered `days` or more ago
+    auto& slot = m.last[std::string(sender)];
+    slot = std::max(slot, *when);
+  }
+  return m;
+}
+
+bool recently_answered(const Memory& m, const std::string& key, std::uint32_t days) {
+  if (days == 0) return false;
+  return m.last.find(key) != m.last.end();  // parse_memory kept only the recent ones
+}
+
+// Oldest first; only the max_autoreply_memory newest entries.
+std::string format_memory(const Memory& m) {
+  std::vector<std::pair<std::int64_t, const std::string*>> entries;
+  entries.reserve(m.last.size());
+  for (const auto& [sender, when] : m.last) entries.emplace_back(when, &sender);
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first < b.first : *a.second < *b.second; });
+  const std::size_t skip = entries.size() > max_autoreply_memory ? entries.size() - max_autoreply_memory : 0;
+  std::string out;
+  out.reserve((entries.size() - skip) * 40);
+  for (std::size_t i = skip; i < entries.size(); ++i) {
+    out += std::to_string(entries[i].first);
+    out += ' ';
+    out += *entries[i].second;
+    out += '\n';
+  }
+  return out;
+}
+
+// Paths built here because layout.h is another module's file: the memory sits beside
+// account.yaml (shared by every mh-serve on the spool, gone with the account, like
+// Layout::sending_record), the lock beside the domain's other locks.
+fs::path memory_file(const Layout& layout, const Address& account) {
+  return layout.account_dir(account) / "autoreply.seen";
+}
+fs::path memory_lock(const Layout& layout, const Domain& domain) {
+  return layout.locks_dir() / (domain.str() + ".autoreply.lock");
+}
+
+// --- message building ---
+
+std::string format_date(std::int64_t unix_seconds) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  struct tm tm {};
+  if (::gmtime_r(&t, &tm) == nullptr || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
+    const std::time_t zero = 0;
+    ::gmtime_r(&zero, &tm);
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
+                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+// Hex from the kernel's pool; only uniqueness of the Message-ID depends on it, so a
+// starved pool falls back to time and pid.
+std::string random_hex(std::size_t bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  unsigned char buf[16];
+  bytes = std::min(bytes, sizeof buf);
+  if (::getrandom(buf, bytes, GRND_NONBLOCK) != static_cast<ssize_t>(bytes)) {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    std::uint64_t x = static_cast<std::uint64_t>(ts.tv_nsec) ^ (static_cast<std::uint64_t>(ts.tv_sec) << 20) ^
+                      (static_cast<std::uint64_t>(::getpid()) << 40);
+    for (std::size_t i = 0; i < bytes; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      buf[i] = static_cast<unsigned char>(x >> 56);
+    }
+  }
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out += digits[buf[i] >> 4];
+    out += digits[buf[i] & 0x0f];
+  }
+  return out;
+}
+
+std::string host_text(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() == max_host_length) break;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+        c == '_')
+      out += c;
+  }
+  return out;
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const unsigned v = (unsigned(static_cast<unsigned char>(bytes[i])) << 16) |
+                       (unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8) |
+                       unsigned(static_cast<unsigned char>(bytes[i + 2]));
+    out += chars[(v >> 18) & 63];
+    out += chars[(v >> 12) & 63];
+    out += chars[(v >> 6) & 63];
+    out += chars[v & 63];
+  }
+  if (i < bytes.size()) {
+    unsigned v = unsigned(static_cast<unsigned char>(bytes[i])) << 16;
+    if (i + 1 < bytes.size()) v |= unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    out += chars[(v >> 18) & 63];
+    out += chars[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? chars[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Length of the UTF-8 sequence starting at s[i], or 0 when it is not well-formed
+// (overlong forms, surrogates and values past U+10FFFF included).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+  return n;
+}
+
+// Text for one header field: valid UTF-8 (bad bytes → U+FFFD), line breaks and tabs
+// → one space, other controls dropped, runs of spaces collapsed, trimmed, and cut to
+// `max_bytes` on a character boundary. Nothing from outside can start a new field.
+std::string header_text(std::string_view s, std::size_t max_bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i);
+    std::string_view piece = n == 0 ? std::string_view("\xEF\xBF\xBD") : s.substr(i, n);
+    i += n == 0 ? 1 : n;
+    if (n == 1) {
+      const char c = piece[0];
+      if (c == '\r' || c == '\n' || c == '\t' || c == ' ') {
+        if (!out.empty() && out.back() != ' ') out += ' ';
+        continue;
+      }
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
+    }
+    if (out.size() + piece.size() > max_bytes) break;
+    out += piece;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// A header field being written: `out` is the message, `column` the length of its
+// current line, so words can be folded before a line grows too long.
+struct FieldWriter {
+  std::string& out;
+  std::size_t column = 0;
+  bool line_has_word = false;  // never fold before the first word of a line
+
+  void start(std::string_view name) {
+    out += name;
+    out += ':';
+    column = name.size() + 1;
+    line_has_word = false;
+  }
+  // Appends " word", folding first (RFC 5322 §2.2.3) when the line would pass
+  // max_header_line. A single word longer than that stays on its own line.
+  void word(std::string_view w) {
+    if (line_has_word && column + 1 + w.size() > max_header_line) {
+      out += "\r\n";
+      column = 0;
+    }
+    out += ' ';
+    out += w;
+    column += 1 + w.size();
+    line_has_word = true;
+  }
+  void end() { out += "\r\n"; }
+};
+
+// RFC 2047 B-encoded UTF-8 words for `text`, each ≤ 75 characters and on a line of
+// ≤ 76; a word never splits a character (§5: each word must decode on its own).
+void encoded_words(FieldWriter& w, std::string_view text) {
+  constexpr std::string_view prefix = "=?UTF-8?B?", suffix = "?=";
+  constexpr std::size_t overhead = prefix.size() + suffix.size();
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // Room on this line (or on a fresh continuation line when this one is nearly full).
+    std::size_t room = max_header_line > w.column + 1 ? max_header_line - w.column - 1 : 0;
+    if (room < overhead + 4 * 3) room = max_header_line - 1;  // will fold
+    room = std::min(room, max_encoded_word);
+    const std::size_t max_bytes = (room - overhead) / 4 * 3;
+    std::size_t end = i;
+    while (end < text.size()) {
+      std::size_t n = utf8_sequence(text, end);
+      if (n == 0) n = 1;  // header_text() left none; stay safe anyway
+      if (end + n - i > max_bytes) break;
+      end += n;
+    }
+    const std::string word = std::string(prefix) + base64(text.substr(i, end - i)) + std::string(suffix);
+    w.word(word);
+    i = end;
+  }
+}
+
+// Plain words folded at spaces; for ASCII text that needs no encoding.
+void plain_words(FieldWriter& w, std::string_view text) {
+  while (!text.empty()) {
+    const auto space = text.find(' ');
+    w.word(text.substr(0, space));
+    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+  }
+}
+
+// Text that an RFC 2047 reader would take for an encoded word is encoded itself, so
+// what the reply shows is exactly `text`.
+bool needs_encoding(std::string_view text) { return !is_ascii(text) || text.find("=?") != std::string_view::npos; }
+
+bool atext(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
+}
+
+// RFC 5322 §3.4 display-name: atoms as they are, other ASCII as a quoted-string,
+// anything else as encoded words (§5 (3) of RFC 2047 allows them in a phrase).
+void display_name_words(FieldWriter& w, std::string_view name) {
+  if (needs_encoding(name)) {
+    encoded_words(w, name);
+    return;
+  }
+  if (std::all_of(name.begin(), name.end(), [](char c) { return c == ' ' || atext(c); })) {
+    plain_words(w, name);
+    return;
+  }
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  quoted += '"';
+  w.word(quoted);
+}
+
+// The msg-ids ("<left@right>") in a Message-ID / References / In-Reply-To value; an id
+// with spaces, controls or 8-bit bytes, or longer than max_msg_id_length, is skipped.
+std::vector<std::string> msg_ids(std::string_view value) {
+  std::vector<std::string> ids;
+  const std::string plain = strip_comments(value);
+  std::string_view v = plain;
+  while (true) {
+    const auto open = v.find('<');
+    if (open == std::string_view::npos) break;
+    const auto close = v.find('>', open);
+    if (close == std::string_view::npos) break;
+    const std::string_view id = v.substr(open, close - open + 1);
+    v.remove_prefix(close + 1);
+    if (id.size() <= 2 || id.size() > max_msg_id_length) continue;
+    bool ok = id.substr(1, id.size() - 2).find('<') == std::string_view::npos;
+    for (char c : id)
+      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) ok = false;
+    if (ok) ids.emplace_back(id);
+  }
+  return ids;
+}
+
+std::vector<std::string> first_field_ids(const FilterMessage& m, std::string_view name) {
+  const auto fields = m.raw_fields(name);
+  return fields.empty() ? std::vector<std::string>{} : msg_ids(fields.front());
+}
+
+// CRLF line ends (RFC 5322 §2.1), whatever the text used: CRLF, LF or a lone CR.
+std::string crlf_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r') {
+      out += "\r\n";
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if (text[i] == '\n') {
+      out += "\r\n";
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+NoReplyReason autoreply_refusal(const Address& account, const FilterMessage& message) {
+  if (delivered_to_account(account, message)) return NoReplyReason::loop;
+  const std::string_view sender = trim(message.sender());
+  if (sender.empty() || sender == "<>") return NoReplyReason::null_sender;
+  if (mailer_like(sender)) return NoReplyReason::mailer_daemon;
+  // RFC 3834 §5: any Auto-Submitted value but "no" marks mail no person sent.
+  for (const std::string& v : message.raw_fields("Auto-Submitted"))
+    if (field_keyword(v) != "no") return NoReplyReason::auto_submitted;
+  // RFC 3834 §2 and RFC 2369/2919: list traffic is not answered.
+  for (std::string_view list_field : {"List-Id", "List-Unsubscribe", "List-Post"})
+    if (!message.raw_fields(list_field).empty()) return NoReplyReason::list_mail;
+  for (const std::string& v : message.raw_fields("Precedence")) {
+    const std::string p = field_keyword(v);
+    if (p == "bulk" || p == "list" || p == "junk") return NoReplyReason::list_mail;
+  }
+  // RFC 3834 §2: answer only mail that names the recipient (not Bcc, not an alias).
+  if (!addressed_to(account, message)) return NoReplyReason::not_addressed;
+  return NoReplyReason::none;
+}
+
+bool autoreply_claim(const Layout& layout, const Address& account, std::string_view sender, std::uint32_t days,
+                     std::int64_t now) {
+  const std::string key = memory_key(sender);
+  const fs::path file = memory_file(layout, account);
+  FileLock lock = FileLock::acquire(memory_lock(layout, account.domain()));
+  struct stat st;
+  if (::stat(layout.account_dir(account).c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Error(Errc::no_account, "no such account: " + account.str());
+  layout.verify_no_symlinks(file);
+  Memory memory = parse_memory(read_memory_text(file), days, now);
+  if (recently_answered(memory, key, days)) return false;
+  memory.last[key] = now;
+  write_file_atomic(file, format_memory(memory), 0600);
+  return true;
+}
+
+bool autoreply_would_send(const Layout& layout, const Address& account, std::string_view sender,
+                          std::uint32_t days, std::int64_t now) {
+  const std::string key = memory_key(sender);
+  const fs::path file = memory_file(layout, account);
+  layout.verify_no_symlinks(file);
+  // No lock: the file is replaced by rename, so this reads one whole version.
+  return !recently_answered(parse_memory(read_memory_text(file), days, now), key, days);
+}
+
+std::string build_autoreply(const Address& account, std::string_view display_name, const AutoReply& settings,
+                            const FilterMessage& original, std::string_view hostname, std::int64_t now) {
+  std::string m;
+  FieldWriter w{m};
+
+  // From: the account (RFC 3834 §3.1.2), with its display name.
+  const std::string name = header_text(display_name, max_display_name_bytes);
+  const std::string from = "<" + account.str() + ">";
+  w.start("From");
+  if (!name.empty()) display_name_words(w, name);
+  w.word(from);
+  w.end();
+
+  // To: the envelope sender (RFC 3834 §3.1.1: where the reply is due), made harmless.
+  w.start("To");
+  w.word("<" + header_text(original.sender(), max_sender_length) + ">");
+  w.end();
+
+  // Subject (RFC 3834 §3.1.5): the configured one, else "Auto: " + the original's.
+  std::string subject;
+  if (!settings.subject.empty()) {
+    subject = header_text(settings.subject, max_subject_bytes);
+  } else {
+    const auto fields = original.raw_fields("Subject");
+    const std::string theirs = fields.empty() ? std::string() : decode_header_value(fields.front());
+    subject = header_text("Auto: " + theirs, max_subject_bytes);
+  }
+  w.start("Subject");
+  if (needs_encoding(subject)) encoded_words(w, subject);
+  else plain_words(w, subject);
+  w.end();
+
+  m += "Date: " + format_date(now) + "\r\n";
+  std::string host = host_text(hostname);
+  if (host.empty()) host = account.domain().str();
+  m += "Message-ID: <" + std::to_string(now < 0 ? 0 : now) + "." + random_hex(12) + ".autoreply@" + host + ">\r\n";
+
+  // RFC 3834 §3.1.5 and RFC 5322 §3.6.4: In-Reply-To the original's id; References its
+  // References (or its single In-Reply-To) plus its id, the last max_references kept.
+  const auto ids = first_field_ids(original, "Message-ID");
+  if (!ids.empty()) {
+    const std::string& parent = ids.front();
+    std::vector<std::string> refs = first_field_ids(original, "References");
+    if (refs.empty()) {
+      auto irt = first_field_ids(original, "In-Reply-To");
+      if (irt.size() == 1) refs = std::move(irt);
+    }
+    refs.push_back(parent);
+    if (refs.size() > max_references) refs.erase(refs.begin(), refs.end() - max_references);
+    m += "In-Reply-To: " + parent + "\r\n";
+    w.start("References");
+    for (const std::string& id : refs) w.word(id);
+    w.end();
+  }
+
+  m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834 §5: no reply to this reply
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: text/plain; charset=UTF-8\r\n";
+  m += "Content-Transfer-Encoding: base64\r\n";
+  m += "\r\n";
+
+  const std::string body = base64(crlf_text(settings.message));
+  for (std::size_t i = 0; i < body.size(); i += base64_line) {
+    m.append(body, i, base64_line);
+    m += "\r\n";
+  }
+  return m;
+}
+
+} // namespace spool

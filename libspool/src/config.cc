@@ -1,19 +1,18 @@
-// config.cc — strict YAML loading/saving with yaml-cpp; no YAML type leaves this file.
+// config.cc — strict YAML loading/saving of mailhost.yaml, domain.yaml and account.yaml.
+// The strict reader, the parse cache and save_yaml() live in yaml_reader.h, shared with
+// filters.cc (filters.yaml); no YAML type leaves these files.
 #include "spool/config.h"
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 #include "spool/units.h"
 
-#include <yaml-cpp/yaml.h>
+#include "yaml_reader.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <algorithm>
-#include <initializer_list>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 
@@ -21,6 +20,9 @@ namespace spool {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::ParsedCache;
+using detail::Reader;
+using detail::save_yaml;
 
 std::optional<std::string> network_problem(const std::string& net) {
   auto slash = net.find('/');
@@ -38,125 +40,14 @@ std::optional<std::string> network_problem(const std::string& net) {
   return std::nullopt;
 }
 
-// Reading context: every error names the file and the 1-based line of the node.
-class Reader {
-public:
-  explicit Reader(fs::path file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& what) const {
-    std::string where = file_.string();
-    if (node.Mark().line >= 0) where += ":" + std::to_string(node.Mark().line + 1);
-    throw Error(Errc::bad_config, where + ": key '" + key + "': " + what);
-  }
-
-  YAML::Node parse(const std::string& text) const {
-    try {
-      // LoadAll, not Load: Load silently drops everything after a "---" line, and
-      // ignoring part of a spool file is what strict loading exists to prevent.
-      std::vector<YAML::Node> docs = YAML::LoadAll(text);
-      for (std::size_t i = 1; i < docs.size(); ++i)
-        if (!docs[i].IsNull())
-          throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(docs[i].Mark().line + 1) +
-                                            ": more than one YAML document ('---'); a spool file holds exactly one");
-      YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
-      if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
-      if (!root.IsMap()) throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(root.Mark().line + 1) + ": expected a mapping of keys at the top level");
-      return root;
-    } catch (const YAML::Exception& e) {
-      throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(e.mark.line + 1) +
-                                        ": malformed YAML: " + e.msg);
-    }
-  }
-
-  // Rejects keys not in `allowed`, and keys given twice (yaml-cpp would silently use
-  // one of them), reporting the line of the offending key.
-  void only_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
-                 const std::string& prefix = "") const {
-    std::set<std::string> ok(allowed.begin(), allowed.end());
-    std::set<std::string> seen;
-    for (const auto& kv : map) {
-      std::string key = kv.first.Scalar();
-      if (!kv.first.IsScalar() || !ok.count(key)) fail(kv.first, prefix + key, "unknown key");
-      if (!seen.insert(key).second) fail(kv.first, prefix + key, "duplicate key");
-    }
-  }
-
-  void require_keys(const YAML::Node& map, std::initializer_list<const char*> required) const {
-    for (const char* key : required)
-      if (!map[key])
-        throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(std::max(map.Mark().line, 0) + 1) +
-                                          ": key '" + key + "': missing (the file is incomplete)");
-  }
-
-  std::string str(const YAML::Node& n, const std::string& key) const {
-    if (!n.IsScalar()) fail(n, key, "expected a string");
-    return n.Scalar();
-  }
-
-  bool boolean(const YAML::Node& n, const std::string& key) const {
-    const std::string s = str(n, key);
-    if (s == "true" || s == "yes" || s == "on") return true;
-    if (s == "false" || s == "no" || s == "off") return false;
-    fail(n, key, "expected true or false, got '" + s + "'");
-  }
-
-  // str() stays outside the try: its error already names file, line and key.
-  std::uint64_t size(const YAML::Node& n, const std::string& key) const {
-    const std::string text = str(n, key);
-    try {
-      return parse_size(text);
-    } catch (const Error& e) {
-      fail(n, key, e.what());
-    }
-  }
-
-  std::uint32_t count(const YAML::Node& n, const std::string& key) const {
-    std::uint64_t v = size(n, key);
-    if (v > 0xffffffffULL) fail(n, key, "value too large");
-    return static_cast<std::uint32_t>(v);
-  }
-
-  std::chrono::milliseconds duration(const YAML::Node& n, const std::string& key) const {
-    const std::string text = str(n, key);
-    try {
-      return parse_duration(text);
-    } catch (const Error& e) {
-      fail(n, key, e.what());
-    }
-  }
-
-  std::vector<std::string> str_list(const YAML::Node& n, const std::string& key) const {
-    std::vector<std::string> out;
-    if (n.IsScalar()) {
-      out.push_back(n.Scalar());
-    } else if (n.IsSequence()) {
-      for (const auto& item : n) out.push_back(str(item, key));
-    } else if (!n.IsNull()) {
-      fail(n, key, "expected a string or a list of strings");
-    }
-    return out;
-  }
-
-  // CIDR networks ("127.0.0.0/8", "::1/128", or a bare address): checked here, so a typo
-  // is a config error at load, not a network that silently matches nothing.
-  std::vector<std::string> networks(const YAML::Node& n, const std::string& key) const {
-    std::vector<std::string> out = str_list(n, key);
-    for (const std::string& net : out)
-      if (auto why = network_problem(net)) fail(n, key, "'" + net + "' is not a network: " + *why);
-    return out;
-  }
-
-  std::string state(const YAML::Node& n, const std::string& key, const char* a, const char* b) const {
-    std::string s = str(n, key);
-    if (s != a && s != b) fail(n, key, std::string("expected '") + a + "' or '" + b + "', got '" + s + "'");
-    return s;
-  }
-
-  const fs::path& file() const { return file_; }
-
-private:
-  fs::path file_;
-};
+// CIDR networks ("127.0.0.0/8", "::1/128", or a bare address): checked here, so a typo
+// is a config error at load, not a network that silently matches nothing.
+std::vector<std::string> networks(const Reader& r, const YAML::Node& n, const std::string& key) {
+  std::vector<std::string> out = r.str_list(n, key);
+  for (const std::string& net : out)
+    if (auto why = network_problem(net)) r.fail(n, key, "'" + net + "' is not a network: " + *why);
+  return out;
+}
 
 // Records the line of every key of a mapping and of its sub-mappings ("a.b").
 void record_key_lines(const YAML::Node& map, const std::string& prefix, std::map<std::string, int>& out) {
@@ -166,46 +57,6 @@ void record_key_lines(const YAML::Node& map, const std::string& prefix, std::map
     out[key] = kv.first.Mark().line + 1;
     if (kv.second.IsMap()) record_key_lines(kv.second, key + ".", out);
   }
-}
-
-// Parsed domain.yaml / account.yaml files by path and FileIdentity. mh-serve reads an
-// account's two files at RCPT and again at delivery, and yaml-cpp spends ~0.1 ms per small
-// file, more than the rest of a delivery's CPU. The file is still opened and read every
-// time, so a replaced (or edited) file is parsed again at once. Files that fail to load
-// are not kept: their error repeats.
-template <typename Config>
-class ParsedCache {
-public:
-  template <typename Parse>
-  Config load(const fs::path& file, Parse parse) {
-    FileIdentity identity;
-    const std::string text = read_file(file, &identity);
-    {
-      std::lock_guard guard(mutex_);
-      auto it = entries_.find(file.string());
-      if (it != entries_.end() && it->second.identity == identity) return it->second.config;
-    }
-    Config config = parse(text);
-    std::lock_guard guard(mutex_);
-    if (entries_.size() >= max_entries) entries_.clear(); // bounded memory; refills as used
-    entries_.insert_or_assign(file.string(), Entry{identity, config});
-    return config;
-  }
-
-private:
-  static constexpr std::size_t max_entries = 4096;
-  struct Entry {
-    FileIdentity identity;
-    Config config;
-  };
-  std::mutex mutex_;
-  std::map<std::string, Entry> entries_;
-};
-
-void save_yaml(const fs::path& file, const YAML::Emitter& out, const char* what) {
-  std::string text = std::string("# ") + what + " — managed by the mailhost tools; see mailhost(5)\n" +
-                     out.c_str() + "\n";
-  write_file_atomic(file, text, 0640);
 }
 
 DomainConfig parse_domain_config(const fs::path& file, const std::string& text) {
@@ -310,7 +161,7 @@ ServerConfig load_server_config(const fs::path& file) {
     if (dns["servers"]) c.dns_servers = r.str_list(dns["servers"], "dns.servers");
     if (dns["timeout"]) c.dns_timeout = r.duration(dns["timeout"], "dns.timeout");
   }
-  if (root["trusted_networks"]) c.trusted_networks = r.networks(root["trusted_networks"], "trusted_networks");
+  if (root["trusted_networks"]) c.trusted_networks = networks(r, root["trusted_networks"], "trusted_networks");
   if (auto auth = root["auth"]) {
     if (!auth.IsMap()) r.fail(auth, "auth", "expected a mapping");
     r.only_keys(auth, {"allow_plaintext"}, "auth.");
@@ -320,7 +171,7 @@ ServerConfig load_server_config(const fs::path& file) {
         c.auth_plaintext_any = yes.count(ap.Scalar()) > 0;
         c.auth_plaintext_networks.clear();
       } else {
-        c.auth_plaintext_networks = r.networks(ap, "auth.allow_plaintext");
+        c.auth_plaintext_networks = networks(r, ap, "auth.allow_plaintext");
       }
     }
   }

@@ -1,5 +1,7 @@
 // header_decode.cc — header fields for display: unfolding, RFC 2047 decoding through
 // ICU converters, and making the result safe UTF-8 for a terminal or a JSON document.
+// Filters decode every field of a hostile message with it, so each step is linear in the
+// field (a 1 MiB header of broken encoded-words included; see CloseFinder).
 #include "spool/header_decode.h"
 
 #include "icu_runtime.h"
@@ -115,25 +117,78 @@ struct Token {
   std::string bytes;    // encoded: decoded bytes; literal: the text as written
 };
 
+// Where the encoded text of a word ends. Scanning for "?=" from every "=?" would be
+// quadratic on hostile input ("=?x?q?a" repeated over a 1 MiB header: every candidate
+// scans to the end and fails), so the result of the last scan is remembered: a later
+// candidate whose text starts inside the scanned range ends at the same place (a "?="
+// or a character no encoded-word may hold), and no byte is scanned twice.
+class CloseFinder {
+public:
+  explicit CloseFinder(std::string_view text) : text_(text) {}
+  // Position of the "?=" closing a word whose encoded text starts at `start`, npos when
+  // a space, control or 8-bit byte (or the end) comes first (RFC 2047 §5: encoded-words
+  // hold printable ASCII only).
+  std::size_t close_after(std::size_t start) {
+    if (start < from_ || start > end_) {
+      from_ = start;
+      found_ = false;
+      std::size_t k = start;
+      for (; k < text_.size(); ++k) {
+        char c = text_[k];
+        if (c == '?' && k + 1 < text_.size() && text_[k + 1] == '=') {
+          found_ = true;
+          break;
+        }
+        if (is_line_space(c) || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) break;
+      }
+      end_ = k;
+    }
+    return found_ ? end_ : std::string_view::npos;
+  }
+
+private:
+  std::string_view text_;
+  std::size_t from_ = 1, end_ = 0; // empty range: nothing scanned yet
+  bool found_ = false;
+};
+
+// Whether ICU knows `charset`, remembered for the few names one header uses: opening a
+// converter by an unknown name makes ICU look for a data file, which a header of
+// thousands of bogus words must not repeat.
+class CharsetCache {
+public:
+  bool known(const std::string& charset) {
+    for (const auto& [name, ok] : seen_)
+      if (iequals(name, charset)) return ok;
+    bool ok = open_converter(charset) != nullptr;
+    if (seen_.size() < max_entries) seen_.emplace_back(charset, ok);
+    return ok;
+  }
+
+private:
+  static constexpr std::size_t max_entries = 8;
+  std::vector<std::pair<std::string, bool>> seen_;
+};
+
 // Parses an encoded-word starting at text[pos] ("=?"); on success sets `end` past "?=".
-std::optional<Token> parse_encoded_word(std::string_view text, std::size_t pos, std::size_t& end) {
-  std::size_t q1 = text.find('?', pos + 2);
+std::optional<Token> parse_encoded_word(std::string_view text, std::size_t pos, std::size_t& end,
+                                        CloseFinder& closes, CharsetCache& charsets) {
+  // A charset is at most max_charset_length token characters, none of them '?'.
+  std::size_t q1 = text.substr(0, pos + 2 + max_charset_length + 1).find('?', pos + 2);
   if (q1 == std::string_view::npos || q1 + 3 > text.size() || text[q1 + 2] != '?') return std::nullopt;
   std::string_view charset = text.substr(pos + 2, q1 - pos - 2);
   if (!charset_token_ok(charset)) return std::nullopt;
   char encoding = ascii_lower(text[q1 + 1]);
   if (encoding != 'b' && encoding != 'q') return std::nullopt;
   std::size_t start = q1 + 3;
-  std::size_t close = text.find("?=", start);
+  std::size_t close = closes.close_after(start);
   if (close == std::string_view::npos) return std::nullopt;
   std::string_view encoded = text.substr(start, close - start);
-  for (char c : encoded)
-    if (is_line_space(c) || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e)
-      return std::nullopt;
   Token t;
   t.encoded = true;
   t.charset = std::string(charset.substr(0, charset.find('*'))); // RFC 2231 §5 language suffix
   if (t.charset.empty()) return std::nullopt;
+  if (!charsets.known(t.charset)) return std::nullopt; // unknown charset: leave as written
   if (encoding == 'q') {
     t.bytes = decode_q(encoded);
   } else {
@@ -141,7 +196,6 @@ std::optional<Token> parse_encoded_word(std::string_view text, std::size_t pos, 
     if (!b) return std::nullopt;
     t.bytes = std::move(*b);
   }
-  if (!open_converter(t.charset)) return std::nullopt; // unknown charset: leave as written
   end = close + 2;
   return t;
 }
@@ -153,11 +207,13 @@ std::vector<Token> tokenize(std::string_view text) {
     if (tokens.empty() || tokens.back().encoded) tokens.push_back(Token{});
     tokens.back().bytes += s;
   };
+  CloseFinder closes(text);
+  CharsetCache charsets;
   std::size_t literal_start = 0;
   std::size_t i = 0;
   while ((i = text.find("=?", i)) != std::string_view::npos) {
     std::size_t end = 0;
-    if (auto word = parse_encoded_word(text, i, end)) {
+    if (auto word = parse_encoded_word(text, i, end, closes, charsets)) {
       add_literal(text.substr(literal_start, i - literal_start));
       tokens.push_back(std::move(*word));
       i = literal_start = end;

@@ -48,6 +48,10 @@ IcuApi load() {
   bind(library, api.close_converter, MH_ICU_NAME(ucnv_close));
   bind(library, api.to_uchars, MH_ICU_NAME(ucnv_toUChars));
   bind(library, api.reset_converter, MH_ICU_NAME(ucnv_reset));
+  bind(library, api.nfkc_casefold_instance, MH_ICU_NAME(unorm2_getNFKCCasefoldInstance));
+  bind(library, api.normalize, MH_ICU_NAME(unorm2_normalize));
+  bind(library, api.utf8_to_utf16, MH_ICU_NAME(u_strFromUTF8WithSub));
+  bind(library, api.utf16_to_utf8, MH_ICU_NAME(u_strToUTF8));
   return api;
 }
 

@@ -1,11 +1,13 @@
 // icu_runtime.h — the few ICU functions libspool uses (UTS #46 for IDN, converters for
-// RFC 2047 words), loaded with dlopen on first use. A tool run that never meets a
+// RFC 2047 words, NFKC case folding for filter matching), loaded with dlopen on first use. A tool run that never meets a
 // non-ASCII domain or an encoded header never maps ICU: relocating libicuuc at start-up
 // cost more than all of `mh-quota show` (bench/README.md, store.sh).
 #pragma once
 
 #include <unicode/ucnv.h>
 #include <unicode/uidna.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
 
 namespace spool::detail {
 
@@ -19,6 +21,10 @@ struct IcuApi {
   decltype(&::ucnv_close) close_converter;
   decltype(&::ucnv_toUChars) to_uchars;
   decltype(&::ucnv_reset) reset_converter;
+  decltype(&::unorm2_getNFKCCasefoldInstance) nfkc_casefold_instance;
+  decltype(&::unorm2_normalize) normalize;
+  decltype(&::u_strFromUTF8WithSub) utf8_to_utf16;
+  decltype(&::u_strToUTF8) utf16_to_utf8;
 };
 
 // Loads the libicuuc the build was compiled against (same major version) once per

@@ -1,8 +1,9 @@
 // config.h — the YAML files of the spool (mailhost.yaml, domain.yaml, account.yaml) as
-// plain structs. The only module that includes yaml-cpp. Loading is strict: malformed
-// YAML, a wrong type or an unknown key (a typo must not be silently ignored) throws
-// Error(bad_config) naming file, line and key; nothing is rewritten after a failed read.
-// Saving is write_file_atomic(); callers hold the matching lock (see accounts.h).
+// plain structs. yaml-cpp stays inside libspool/src (config.cc and filters.cc share the
+// strict reader of yaml_reader.h); no YAML type appears in a header. Loading is strict:
+// malformed YAML, a wrong type or an unknown key (a typo must not be silently ignored)
+// throws Error(bad_config) naming file, line and key; nothing is rewritten after a failed
+// read. Saving is write_file_atomic(); callers hold the matching lock (see accounts.h).
 #pragma once
 
 #include <chrono>

@@ -27,6 +27,10 @@ inline constexpr std::uint32_t max_autoreply_days = 365;
 inline constexpr std::size_t max_condition_text = 1024;       // bytes of TEXT in a condition
 inline constexpr std::size_t max_rules = 100;
 inline constexpr std::size_t max_autoreply_message = 64 * 1024;
+inline constexpr std::size_t max_autoreply_subject = 256;      // bytes, one line
+inline constexpr std::size_t max_spam_tag = 64;                // bytes of the Subject prefix
+inline constexpr std::size_t max_forward_destination_length = 254;  // RFC 5321 path minus <>
+inline constexpr std::size_t max_filters_file = 1024 * 1024;   // a bigger filters.yaml is refused
 
 // `all`, `size > SIZE`, or `FIELD OP TEXT` (SPEC §6).
 struct Condition {
@@ -38,15 +42,17 @@ struct Condition {
   std::uint64_t size = 0;    // Kind::size_over: bytes
 
   // The canonical text form, which parse_condition() reads back to an equal Condition:
-  // "all", "size > 1048576", "subject contains 重要", "header X-Mailer is foo".
+  // "all", "size > 1M" (format_size_exact), "subject contains 重要", "header X-Mailer is foo".
   std::string str() const;
   bool operator==(const Condition&) const = default;
 };
 
 // Parses one COND argument. Throws Error(invalid_input) whose message shows where it
-// went wrong: "in 'subjet contains x' at 1: unknown field 'subjet' (expected all, size,
-// from, to, cc, subject, header)". TEXT may hold spaces and any script; it must be
-// valid UTF-8 without control characters, 1..max_condition_text bytes.
+// went wrong: "in 'subjet contains x' at column 1: unknown field 'subjet' (expected all,
+// size, from, to, cc, subject, header)" (columns count characters, from 1). Keywords are
+// case-insensitive, tokens are separated by spaces or tabs. TEXT may hold spaces and
+// any script; leading and trailing spaces/tabs are dropped, the rest is kept as is and
+// must be valid UTF-8 without control characters, 1..max_condition_text bytes.
 Condition parse_condition(std::string_view text);
 
 struct SpamFilter {
@@ -93,8 +99,10 @@ struct FilterConfig {
 std::string check_forward_destination(const Address& account, std::string_view destination);
 
 // Whole-config checks the tools and the loader share: at most 10 profiles, 1..5
-// destinations each, each destination valid, autoreply days 1..365, message size.
-// Throws Error(invalid_input) naming the problem.
+// distinct destinations each, each destination valid, at most max_rules rules, every
+// condition in canonical form, autoreply days 1..365, message/subject/spam tag size and
+// UTF-8. Throws Error(invalid_input) naming the problem with 1-based numbers as
+// `mh-filter show` lists them: "forward profile 2, destination 3: …", "rule 4: …".
 void validate_filter_config(const Address& account, const FilterConfig& config);
 
 // Strict load (missing file → empty config); errors are Error(bad_config) "file:line: key 'k': …".
@@ -103,7 +111,9 @@ void save_filter_config(const std::filesystem::path& file, const FilterConfig& c
 
 // The account's filters (Error(no_domain)/Error(no_account) when they do not exist).
 FilterConfig read_filters(const Layout& layout, const Address& account);
-// Read-modify-write under the domain lock; the change may throw to abandon it.
+// Read-modify-write under the domain lock; the change may throw to abandon it. The result
+// must pass validate_filter_config() or nothing is written; destinations are stored
+// normalised (check_forward_destination).
 void update_filters(const Layout& layout, const Address& account, const std::function<void(FilterConfig&)>& change);
 
 } // namespace spool

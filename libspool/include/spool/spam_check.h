@@ -16,7 +16,8 @@ struct SpamCheckResult {
   SpamVerdict verdict = SpamVerdict::unknown;
   double score = 0;
   std::string action;   // rspamd's action: "no action", "add header", "rewrite subject", "reject", …
-  std::string detail;   // for the log: why unknown, or "score 15.0/15.0 action reject"
+  std::string detail;   // for the log: why unknown ("rspamd at URL: connection refused"),
+                        // or "score 15.00/15.00 action reject"
 };
 
 struct SpamCheckRequest {
@@ -29,6 +30,8 @@ struct SpamCheckRequest {
   std::string client_ip;                      // "" = unknown (locally generated)
   std::string helo;
   std::string hostname;                       // our name ("MTA-Name")
+  std::string client_hostname;                // the client's verified PTR name ("Hostname");
+                                              // "" = not known: rspamd looks it up itself
 };
 
 // Spam when rspamd's action is "reject", "add header" or "rewrite subject" (what its own
