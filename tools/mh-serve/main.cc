@@ -86,6 +86,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     spool::act_as_spool_owner(layout);
     mh::smtp::SpoolBackend backend(layout, settings.config.limit_sending_per_hour);
     backend.set_outbound({settings.hostname, nullptr});  // the running daemon's runner finds what it queues
+    backend.set_filter_services(mh::serve::filter_services(layout, settings));
     mh::auth::SpoolAuthenticator authenticator(layout);  // per process under inetd, like POP3's
     mh::net::StdioOptions so;
     so.session = mh::serve::session_config(settings);
@@ -112,7 +113,13 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   // error before any port is bound), started once privileges are dropped.
   mh::outbound::QueueRunner runner(layout, so.settings);
   backend.set_outbound({so.settings.hostname, [&runner](const std::string& id) { runner.notify(id); }});
-  so.start_background = [&runner] { runner.start(); };
+  so.start_background = [&] {
+    // As the spool owner (after the privilege drop): the SRS key is made on first start.
+    const spool::FilterServices filters = mh::serve::filter_services(layout, so.settings);
+    backend.set_filter_services(filters);
+    runner.set_filter_services(filters);
+    runner.start();
+  };
   so.stop_background = [&runner] { runner.stop(); };
   // One authenticator for every session, so the failed-login throttle sees all of them.
   mh::auth::SpoolAuthenticator authenticator(layout);

@@ -2,6 +2,7 @@
 #include "serve_config.h"
 
 #include <spool/error.h>
+#include <spool/names.h>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -142,6 +143,25 @@ smtp::SessionConfig session_config(const Settings& settings) {
   c.message_size_limit = settings.config.limit_message_size;
   c.max_recipients = settings.config.limit_recipients;
   return c;
+}
+
+spool::FilterServices filter_services(const spool::Layout& layout, const Settings& settings) {
+  spool::FilterServices f;
+  f.hostname = settings.hostname;
+  if (settings.config.srs_domain.empty()) {
+    f.srs_domain = settings.hostname;
+    for (char& c : f.srs_domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  } else {
+    try {
+      f.srs_domain = spool::Domain::parse(settings.config.srs_domain).str();  // lower case, punycode
+    } catch (const spool::Error& e) {
+      bad_config(layout, settings.config, "srs.domain", e.what());
+    }
+  }
+  f.srs = spool::SrsKey::load_or_create(layout);
+  f.rspamd_url = settings.config.spam_rspamd;
+  f.spam_timeout = settings.config.spam_timeout;
+  return f;
 }
 
 } // namespace mh::serve

@@ -8,6 +8,7 @@
 #include "smtp/session.h"
 
 #include <spool/config.h>
+#include <spool/filtered_delivery.h>
 #include <spool/layout.h>
 
 #include <chrono>
@@ -64,5 +65,9 @@ struct Settings {
 Settings load_settings(const spool::Layout& layout, bool privileged);
 
 smtp::SessionConfig session_config(const Settings& settings);
+
+// What local delivery needs for filters (SPEC §6, §8 spam/srs): host name, rspamd, and
+// the SRS key — made in the spool on first use, so call this as the spool owner.
+spool::FilterServices filter_services(const spool::Layout& layout, const Settings& settings);
 
 } // namespace mh::serve

@@ -22,6 +22,7 @@
 #include <spool/accounts.h>
 #include <spool/bounce.h>
 #include <spool/delivery.h>
+#include <spool/filtered_delivery.h>
 #include <spool/error.h>
 #include <spool/queue.h>
 
@@ -157,6 +158,8 @@ struct QueueRunner::Engine {
     abandon_all();
     pool_.reset();
   }
+
+  void set_filter_services(spool::FilterServices services) { filters_ = std::move(services); }
 
   void notify(const std::string& id) {
     {
@@ -450,13 +453,19 @@ private:
         layout_.verify_no_symlinks(layout_.maildir(accounts.front()) / "tmp");
         auto message = spool::PendingMessage::begin(layout_.maildir(accounts.front()));
         // The final delivery: our Return-Path on top, any stored one left out.
-        message.append("Return-Path: <" + j.claim.envelope().sender + ">\n");
+        const std::string trace = "Return-Path: <" + j.claim.envelope().sender + ">\n";
+        message.append(trace);
         copy_message(j.claim.message_fd(), leading_return_path_size(j.claim.message_fd()), message);
         using Status = spool::DeliveryOutcome::Status;
-        for (const auto& o : spool::deliver(layout_, message, accounts)) {
+        for (const auto& f : spool::deliver_filtered(layout_, message, trace.size(), accounts, j.claim.envelope().sender,
+                                                     filters_, unix_now())) {
+          const spool::DeliveryOutcome& o = f.delivery;
           const std::string r = o.recipient.str();
+          const std::string filtered = f.filter.empty() ? "" : "; filters: " + f.filter;
           switch (o.status) {
-          case Status::delivered: g.outcomes.push_back({r, Fate::delivered, "delivered to Maildir " + o.uidl}); break;
+          case Status::delivered:
+            g.outcomes.push_back({r, Fate::delivered, f.filter.empty() ? "delivered to Maildir " + o.uidl : o.detail + filtered});
+            break;
           case Status::over_quota: g.outcomes.push_back({r, Fate::bounced, "552 5.2.2 <" + r + ">: Disk quota exceeded"}); break;
           case Status::no_account: g.outcomes.push_back({r, Fate::bounced, "550 5.1.1 <" + r + ">: User unknown"}); break;
           case Status::failed_temporary: g.outcomes.push_back({r, Fate::deferred, "451 4.3.0 " + o.detail}); break;
@@ -766,6 +775,7 @@ private:
   const spool::Layout& layout_;
   const spool::ServerConfig config_;
   const std::string hostname_;
+  spool::FilterServices filters_;
   std::optional<Candidate> relay_;
   std::unique_ptr<dns::MxResolver> resolver_;
   std::unique_ptr<TransferPool> pool_;
@@ -804,5 +814,9 @@ QueueRunner::~QueueRunner() = default;
 void QueueRunner::start() { engine_->start(); }
 void QueueRunner::stop() { engine_->stop(); }
 void QueueRunner::notify(const std::string& id) { engine_->notify(id); }
+void QueueRunner::set_filter_services(spool::FilterServices services) {
+  services.queued = [engine = engine_.get()](const std::string& id) { engine->notify(id); };
+  engine_->set_filter_services(std::move(services));
+}
 
 } // namespace mh::outbound

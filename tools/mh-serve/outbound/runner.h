@@ -16,6 +16,8 @@
 
 #include <spool/layout.h>
 
+#include <spool/filtered_delivery.h>
+
 #include <memory>
 #include <string>
 
@@ -36,6 +38,9 @@ public:
   // An entry this process has just committed and released: try it now, without
   // waiting for the next rescan. Thread-safe, cheap.
   void notify(const std::string& id);
+  // Filters for mail it delivers to our own accounts (serve::filter_services); set
+  // before start(). Entries the filters queue (forwards, replies) are taken at once.
+  void set_filter_services(spool::FilterServices services);
 
 private:
   struct Engine;

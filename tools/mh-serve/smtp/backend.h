@@ -39,6 +39,8 @@ struct RecipientCheck {
     unknown_user,   // hosted domain, no such account
     disabled,       // account or domain suspended
     over_quota,     // domain (or account) already full / SIZE= does not fit
+    srs_return,     // a valid SRS0 address of ours: relay to `canonical`, the original sender
+    srs_invalid,    // an SRS0 address of ours that is forged or expired (detail says which)
     temporary,      // lookup failed (I/O, malformed spool file): try again later
   } kind = Kind::temporary;
   std::string canonical;       // "local@domain" as stored (lower case, punycode) when local
@@ -52,6 +54,8 @@ struct Envelope {
   std::vector<std::string> local;      // canonical, each checked as RecipientCheck::local
   std::vector<std::string> remote;     // as the client wrote them (domain lower-cased)
   std::string auth;                    // the authenticated account, "" = none
+  std::string client_ip;               // for the spam scanner (filters)
+  std::string helo;
 };
 
 // Per-recipient result of a delivery.
@@ -60,6 +64,7 @@ struct DeliveryResult {
   enum class Status { delivered, over_quota, no_account, temporary, queued } status = Status::temporary;
   std::string detail;          // for the log
   std::string uidl;            // Maildir unique name when delivered, queue id when queued
+  std::string filter;          // for the log: what the recipient's filters did ("" = nothing)
 };
 
 // May an authenticated account send now? Asked at every MAIL, so `mh-user suspend
@@ -92,6 +97,9 @@ class MessageSink {
 public:
   virtual ~MessageSink() = default;
   virtual void append(std::string_view bytes) = 0;   // may throw on I/O error
+  // The session's own trace header (Return-Path, Received, Delivered-To), appended first
+  // and only once: filters match the message below it.
+  virtual void append_trace(std::string_view bytes) { append(bytes); }
   // Makes the message durable in every local recipient's Maildir that has room and, if
   // there are remote recipients, in the outbound queue; blocking (fsync). One result per
   // recipient. If any result is `temporary`, nothing was queued (the client will resend

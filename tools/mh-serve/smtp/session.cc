@@ -330,12 +330,13 @@ Output SmtpSession::deliver() {
   std::vector<std::string> failed_lines;
   bool temporary = false, over_quota = false;
   std::size_t delivered = 0;
-  std::string stored, queued, failed;  // for the log: where each copy went, why others did not
+  std::string stored, queued, failed, filtered;  // for the log: where each copy went, why others did not
   for (const auto& r : results) {
+    if (!r.filter.empty()) filtered += (filtered.empty() ? "filters=" : ",") + r.recipient + ":" + quoted(r.filter);
     switch (r.status) {
     case DeliveryResult::Status::delivered:
       ++delivered;
-      stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
+      if (!r.uidl.empty()) stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
       continue;
     case DeliveryResult::Status::queued:
       ++delivered;
@@ -385,7 +386,7 @@ Output SmtpSession::deliver() {
     result = std::to_string(code) + " " + lines.back();
   }
   std::string details;
-  for (const std::string* part : {&stored, &queued, &failed})
+  for (const std::string* part : {&stored, &queued, &failed, &filtered})
     if (!part->empty()) details += (details.empty() ? "" : " ") + *part;
   finish_transaction(out, result, details);
   if (errors_ >= config_.max_errors) close_with(out, "421 4.7.0 Too many errors");
@@ -698,6 +699,16 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
     refusal = "550 5.7.1 Relaying denied";
   } else if (!authenticated && verdict_.kind != ClientVerdict::Kind::accepted) {
     refusal = verdict_.reply;
+  } else if (check.kind == Kind::srs_invalid) {
+    refusal = "550 5.1.1 " + shown + ": " + check.detail;
+  } else if (check.kind == Kind::srs_return) {
+    // A bounce to one of our forwarding addresses: sent on to the original sender
+    // through the queue, as a relay we vouch for (the SRS hash proves we made it).
+    if (std::find(tx_->remote.begin(), tx_->remote.end(), check.canonical) == tx_->remote.end())
+      tx_->remote.push_back(check.canonical);
+    state_ = State::rcpt;
+    reply(out, "250 2.1.5 Ok");
+    return;
   } else if (check.kind == Kind::unknown_user) {
     refusal = "550 5.1.1 " + shown + ": User unknown";
   } else if (check.kind == Kind::disabled) {
@@ -726,6 +737,8 @@ void SmtpSession::proceed_data(const Command&, Output& out) {
     envelope.local = tx_->recipients;
     envelope.remote = tx_->remote;
     envelope.auth = auth_address_;
+    envelope.client_ip = client_.ip;
+    envelope.helo = helo_;
     tx_->sink = backend_.begin_message(envelope);
     tx_->id = tx_->sink->queue_id();
     if (tx_->id.empty()) tx_->id = backend_.new_message_id();
@@ -743,7 +756,7 @@ void SmtpSession::proceed_data(const Command&, Output& out) {
     t.recipients = tx_->recipients;
     t.recipients.insert(t.recipients.end(), tx_->remote.begin(), tx_->remote.end());
     t.time = backend_.now();
-    tx_->sink->append(trace_headers(t));
+    tx_->sink->append_trace(trace_headers(t));
   } catch (const std::exception& e) {
     if (tx_->sink) tx_->sink->abort();
     tx_->sink.reset();

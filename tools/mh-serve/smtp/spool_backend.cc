@@ -12,6 +12,7 @@
 #include <spool/bounce.h>
 #include <spool/delivery.h>
 #include <spool/error.h>
+#include <spool/filtered_delivery.h>
 #include <spool/queue.h>
 #include <spool/quota.h>
 #include <spool/sending_rate.h>
@@ -41,10 +42,15 @@ constexpr std::size_t max_captured_headers = 64 * 1024;  // for a DSN's text/rfc
 class SpoolSink : public MessageSink {
 public:
   // Local recipients: stream into the first one's Maildir (local non-empty).
-  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, spool::PendingMessage message,
-            std::vector<spool::Address> local, Envelope envelope, std::int64_t now)
-      : layout_(layout), outbound_(outbound), message_(std::move(message)), local_(std::move(local)), envelope_(std::move(envelope)),
-        now_(now), queue_id_(envelope_.remote.empty() ? std::string() : spool::new_queue_id()) {}
+  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, const spool::FilterServices& filters,
+            spool::PendingMessage message, std::vector<spool::Address> local, Envelope envelope, std::int64_t now)
+      : layout_(layout), outbound_(outbound), filters_(filters), message_(std::move(message)), local_(std::move(local)),
+        envelope_(std::move(envelope)), now_(now),
+        queue_id_(envelope_.remote.empty() ? std::string() : spool::new_queue_id()) {
+    filters_.client_ip = envelope_.client_ip;
+    filters_.helo = envelope_.helo;
+    filters_.queued = outbound_.queued;
+  }
   // Remote recipients only: stream into the queue.
   SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, spool::QueueMessage queued,
             Envelope envelope, std::int64_t now)
@@ -52,6 +58,11 @@ public:
         queue_id_(queued_->id()) {}
 
   std::string queue_id() const override { return queue_id_; }
+
+  void append_trace(std::string_view bytes) override {
+    trace_size_ += bytes.size();
+    append(bytes);
+  }
 
   void append(std::string_view bytes) override {
     capture_headers(bytes);
@@ -71,18 +82,21 @@ public:
     bool temporary = false;
     std::vector<spool::BounceFailure> failed;  // local recipients refused after DATA
     if (message_) {
-      std::vector<spool::DeliveryOutcome> outcomes;
+      std::vector<spool::FilteredOutcome> outcomes;
       try {
-        outcomes = spool::deliver(layout_, *message_, local_);  // step 3
+        // Step 3, with each recipient's filters (spool/filtered_delivery.h).
+        outcomes = spool::deliver_filtered(layout_, *message_, trace_size_, local_, envelope_.sender, filters_, now_);
       } catch (...) {
         if (queued_) queued_->withdraw();  // the client will send again, to everyone
         throw;
       }
-      for (const auto& o : outcomes) {
+      for (const auto& filtered : outcomes) {
+        const spool::DeliveryOutcome& o = filtered.delivery;
         DeliveryResult r;
+        r.filter = filtered.filter;
         r.recipient = o.recipient.str();
         r.detail = o.detail;
-        r.uidl = o.uidl;
+        if (filtered.stored) r.uidl = o.uidl;  // else nothing is in the Maildir
         switch (o.status) {
         case spool::DeliveryOutcome::Status::delivered: r.status = DeliveryResult::Status::delivered; break;
         case spool::DeliveryOutcome::Status::over_quota:
@@ -177,12 +191,14 @@ private:
 
   const spool::Layout& layout_;
   const SpoolBackend::Outbound& outbound_;
+  spool::FilterServices filters_;   // the backend's, with this session's client
   std::optional<spool::PendingMessage> message_;
   std::optional<spool::QueueMessage> queued_;
   std::vector<spool::Address> local_;
   Envelope envelope_;
   std::int64_t now_;
   std::string queue_id_;
+  std::uint64_t trace_size_ = 0;
   std::string headers_;
   bool headers_done_ = false;
 };
@@ -197,6 +213,18 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
     domain = spool::Domain::parse(mailbox.substr(at + 1));
   } catch (const spool::Error&) {
     return verdict(Kind::not_local);  // an address literal or no valid domain: not ours
+  }
+  if (filters_.srs && domain->str() == filters_.srs_domain) {
+    const auto local = mailbox.substr(0, at);
+    const auto r = filters_.srs->reverse(local, now());
+    using V = spool::SrsKey::Verdict;
+    switch (r.verdict) {
+    case V::original: return verdict(Kind::srs_return, r.original, "SRS return to " + r.original);
+    case V::forged: return verdict(Kind::srs_invalid, {}, "SRS address does not verify");
+    case V::expired: return verdict(Kind::srs_invalid, {}, "SRS address has expired");
+    case V::malformed: return verdict(Kind::srs_invalid, {}, "malformed SRS address");
+    case V::not_srs: break;  // an ordinary address of that domain
+    }
   }
   try {
     if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
@@ -240,7 +268,7 @@ std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelop
   // the same file system in the common case (deliver() copies on EXDEV).
   layout_.verify_no_symlinks(layout_.maildir(local.front()) / "tmp");
   auto message = spool::PendingMessage::begin(layout_.maildir(local.front()));
-  return std::make_unique<SpoolSink>(layout_, outbound_, std::move(message), std::move(local), envelope, now());
+  return std::make_unique<SpoolSink>(layout_, outbound_, filters_, std::move(message), std::move(local), envelope, now());
 }
 
 SenderState SpoolBackend::sender_state(std::string_view account) {

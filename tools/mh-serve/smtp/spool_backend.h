@@ -12,6 +12,7 @@
 #include "smtp/backend.h"
 
 #include <spool/config.h>
+#include <spool/filtered_delivery.h>
 #include <spool/layout.h>
 
 #include <atomic>
@@ -43,10 +44,14 @@ public:
     std::function<void(const std::string& queue_id)> queued;
   };
   void set_outbound(Outbound outbound) { outbound_ = std::move(outbound); }
+  // Filters at local delivery and SRS addresses at RCPT (serve::filter_services). Set
+  // once, before serving; without it forwards keep their sender and SRS0 is not ours.
+  void set_filter_services(spool::FilterServices services) { filters_ = std::move(services); }
 
 private:
   spool::Layout layout_;
   Outbound outbound_;
+  spool::FilterServices filters_;
   std::atomic<std::uint32_t> id_counter_{0};
   std::uint32_t sending_per_hour_;
 };
