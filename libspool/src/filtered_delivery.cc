@@ -21,6 +21,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <string_view>
 
@@ -176,7 +177,7 @@ public:
     if (!any_filters) return plain_delivery(recipients);
     msg_.finish();
     file_.emplace(msg_.tmp_path());
-    const std::string head(header_block(file_->read(trace_size_, max_filter_header_block)));
+    const std::string head = read_header();
     message_.emplace(head, msg_.size(), sender_);
     const SpamVerdict verdict = spam_verdict();
     for (Plan& p : plans_) carry_out(p, verdict);
@@ -192,6 +193,20 @@ private:
     std::vector<FilteredOutcome> out;
     for (auto& o : deliver(layout_, msg_, recipients)) out.push_back({std::move(o), {}});
     return out;
+  }
+
+  // The header block below our trace, read in growing pieces: most headers fit the
+  // first 16 KiB, and a 1 MiB buffer per message would cost more than the matching.
+  std::string read_header() const {
+    std::string text;
+    std::size_t want = 16 * 1024;
+    for (;;) {
+      text += file_->read(trace_size_ + text.size(), want - text.size());
+      const std::string_view head = header_block(text);
+      if (head.size() < text.size() || text.size() < want || want >= max_filter_header_block)
+        return std::string(head);
+      want = std::min(want * 4, max_filter_header_block);
+    }
   }
 
   SpamVerdict spam_verdict() {
