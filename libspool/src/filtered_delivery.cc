@@ -23,6 +23,7 @@
 #include <cstring>
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string_view>
 
 namespace spool {
@@ -151,6 +152,9 @@ struct Plan {
   FilterDecision decision;
   std::string error;        // filters.yaml could not be read: a temporary failure
   std::size_t outcome = 0;  // index into the result
+  // A forward that keeps a copy: committed but held until the copy is stored, so a
+  // temporary failure can take it back (the client's retry must not forward twice).
+  std::optional<QueueMessage> held_forward;
 };
 
 class FilteredDelivery {
@@ -164,7 +168,7 @@ public:
     for (const Address& r : recipients) {
       if (seen_.count(r)) continue;
       seen_.emplace(r, plans_.size());
-      Plan p{r, {}, {}, {}, plans_.size()};
+      Plan p{r, {}, {}, {}, plans_.size(), std::nullopt};
       try {
         p.config = load_filter_config(layout_.filters_config(r), r);
       } catch (const Error& e) {
@@ -174,7 +178,11 @@ public:
       plans_.push_back(std::move(p));
       out_.push_back({{r, Status::failed_temporary, {}, {}}, {}});
     }
-    if (!any_filters) return plain_delivery(recipients);
+    if (!any_filters) {
+      std::vector<Address> distinct;
+      for (const Plan& p : plans_) distinct.push_back(p.recipient);
+      return plain_delivery(distinct);
+    }
     msg_.finish();
     file_.emplace(msg_.tmp_path());
     const std::string head = read_header();
@@ -183,6 +191,8 @@ public:
     for (Plan& p : plans_) carry_out(p, verdict);
     store(plain_);
     for (auto& [tag, group] : tagged_) store_tagged(tag, group);
+    for (Plan& p : plans_)
+      if (p.held_forward) settle_forward(p);
     for (Plan& p : plans_)
       if (p.error.empty() && p.decision.action == FilterDecision::Action::autoreply) reply(p);
     return std::move(out_);
@@ -315,22 +325,57 @@ private:
       q.append(trace_for_forward(file_->read(0, static_cast<std::size_t>(trace_size_))));
       file_->copy_from(trace_size_, [&](std::string_view piece) { q.append(piece); });
       QueueEnvelope e;
-      e.sender = sender_.empty() || !services_.srs
-                     ? sender_
-                     : services_.srs->forward_address(sender_, services_.srs_domain, now_);
+      e.sender = forward_sender();
       e.recipients = p.decision.destinations;
       e.created = now_;
       e.next_attempt = now_;
       q.commit(std::move(e));
       const std::string id = q.id();
+      note(p, "forward queued as " + id);
+      if (p.decision.keep) {
+        p.held_forward.emplace(std::move(q));
+        plain_.push_back(p.recipient);
+        return;
+      }
       q.release();
       announce(id);
-      note(p, "forward queued as " + id);
-      if (p.decision.keep) plain_.push_back(p.recipient);
-      else done(p, "forwarded without a local copy, queued as " + id, id);
+      done(p, "forwarded without a local copy, queued as " + id, id);
     } catch (const Error& e) {
       deferred(p, "queueing the forward", e);
     }
+  }
+
+  // SRS0 when we have a key; a sender SRS cannot rewrite (not local@domain) is kept.
+  std::string forward_sender() const {
+    if (sender_.empty() || !services_.srs) return sender_;
+    try {
+      return services_.srs->forward_address(sender_, services_.srs_domain, now_);
+    } catch (const Error&) {
+      return sender_;
+    }
+  }
+
+  // After the copy's fate is known: a temporary failure takes the forward back (the
+  // client will send again); a copy refused for good (quota) leaves the forward, which
+  // then is the delivery.
+  void settle_forward(Plan& p) {
+    QueueMessage& q = *p.held_forward;
+    const std::string id = q.id();
+    auto& o = out_[p.outcome].delivery;
+    if (o.status == Status::failed_temporary) {
+      if (q.withdraw()) {
+        note(p, "forward " + id + " withdrawn: the local copy failed");
+        p.held_forward.reset();
+        return;
+      }
+      note(p, "forward " + id + " could not be withdrawn: the retry may forward twice");
+    } else if (o.status != Status::delivered) {
+      note(p, "local copy refused (" + o.detail + "), forwarded only");
+      done(p, "forwarded, local copy refused, queued as " + id, id);
+    }
+    q.release();
+    announce(id);
+    p.held_forward.reset();
   }
 
   void record(const std::vector<DeliveryOutcome>& outcomes) {

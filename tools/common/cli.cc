@@ -55,9 +55,10 @@ int Tool::run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app_.exit(e);
   } catch (const CLI::ExtrasError& e) {
-    // A stray operand is not echoed: the most common one is a password typed on the
-    // command line. Stray options (which start with '-') are named.
-    if (std::string(e.what()).find(": -") != std::string::npos)
+    // mh-user does not echo a stray operand: the most common one there is a password
+    // typed on the command line. Stray options (which start with '-') are named, and the
+    // other tools name whatever was extra.
+    if (std::string(e.what()).find(": -") != std::string::npos || name_ != "mh-user")
       return print_error(64, std::string(e.what()) + " (see " + name_ + " --help)");
     return print_error(64, "unexpected extra argument (passwords are never accepted as arguments: use "
                            "--password-stdin or a terminal; see " + name_ + " --help)");

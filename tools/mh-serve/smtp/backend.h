@@ -65,6 +65,8 @@ struct DeliveryResult {
   std::string detail;          // for the log
   std::string uidl;            // Maildir unique name when delivered, queue id when queued
   std::string filter;          // for the log: what the recipient's filters did ("" = nothing)
+  bool stored = true;          // delivered but not in the Maildir (a filter discarded,
+                               // bounced or forwarded it): not logged as stored
 };
 
 // May an authenticated account send now? Asked at every MAIL, so `mh-user suspend

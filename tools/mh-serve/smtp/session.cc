@@ -336,7 +336,7 @@ Output SmtpSession::deliver() {
     switch (r.status) {
     case DeliveryResult::Status::delivered:
       ++delivered;
-      if (!r.uidl.empty()) stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
+      if (r.stored) stored += (stored.empty() ? "stored=" : ",") + r.recipient + ":" + r.uidl;
       continue;
     case DeliveryResult::Status::queued:
       ++delivered;

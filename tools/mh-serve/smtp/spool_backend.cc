@@ -96,7 +96,8 @@ public:
         r.filter = filtered.filter;
         r.recipient = o.recipient.str();
         r.detail = o.detail;
-        if (filtered.stored) r.uidl = o.uidl;  // else nothing is in the Maildir
+        r.uidl = o.uidl;
+        r.stored = filtered.stored;
         switch (o.status) {
         case spool::DeliveryOutcome::Status::delivered: r.status = DeliveryResult::Status::delivered; break;
         case spool::DeliveryOutcome::Status::over_quota:
