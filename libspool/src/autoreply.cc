@@ -16,16 +16,15 @@
 #include "spool/header_decode.h"
 #include "spool/lock.h"
 
+#include "text_util.h"
+
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <utility>
@@ -60,20 +59,12 @@ constexpr std::size_t max_host_length = 255;
 
 // --- small text helpers ---
 
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
+using detail::ascii_lowered;
+using detail::base64;
+using detail::format_date;
+using detail::iequals;
+using detail::is_ascii;
+using detail::random_hex;
 
 bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -116,7 +107,7 @@ std::string field_keyword(std::string_view value) {
   const std::string plain = strip_comments(value);
   std::string_view v = plain;
   v = v.substr(0, v.find(';'));
-  return lower(trim(v));
+  return ascii_lowered(trim(v));
 }
 
 // --- refusal checks ---
@@ -175,7 +166,7 @@ std::string memory_key(std::string_view sender) {
   for (char c : sender)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
       throw Error(Errc::invalid_input, "auto-reply: sender contains a space or control character");
-  return lower(sender);
+  return ascii_lowered(sender);
 }
 
 std::optional<std::int64_t> parse_seconds(std::string_view s) {
@@ -291,46 +282,6 @@ fs::path memory_lock(const Layout& layout, const Domain& domain) {
 
 // --- message building ---
 
-std::string format_date(std::int64_t unix_seconds) {
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  struct tm tm {};
-  if (::gmtime_r(&t, &tm) == nullptr || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
-    const std::time_t zero = 0;
-    ::gmtime_r(&zero, &tm);
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
-                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-// Hex from the kernel's pool; only uniqueness of the Message-ID depends on it, so a
-// starved pool falls back to time and pid.
-std::string random_hex(std::size_t bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  unsigned char buf[16];
-  bytes = std::min(bytes, sizeof buf);
-  if (::getrandom(buf, bytes, GRND_NONBLOCK) != static_cast<ssize_t>(bytes)) {
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    std::uint64_t x = static_cast<std::uint64_t>(ts.tv_nsec) ^ (static_cast<std::uint64_t>(ts.tv_sec) << 20) ^
-                      (static_cast<std::uint64_t>(::getpid()) << 40);
-    for (std::size_t i = 0; i < bytes; ++i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      buf[i] = static_cast<unsigned char>(x >> 56);
-    }
-  }
-  std::string out;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    out += digits[buf[i] >> 4];
-    out += digits[buf[i] & 0x0f];
-  }
-  return out;
-}
-
 std::string host_text(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -338,31 +289,6 @@ std::string host_text(std::string_view s) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
         c == '_')
       out += c;
-  }
-  return out;
-}
-
-std::string base64(std::string_view bytes) {
-  static constexpr char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const unsigned v = (unsigned(static_cast<unsigned char>(bytes[i])) << 16) |
-                       (unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-                       unsigned(static_cast<unsigned char>(bytes[i + 2]));
-    out += chars[(v >> 18) & 63];
-    out += chars[(v >> 12) & 63];
-    out += chars[(v >> 6) & 63];
-    out += chars[v & 63];
-  }
-  if (i < bytes.size()) {
-    unsigned v = unsigned(static_cast<unsigned char>(bytes[i])) << 16;
-    if (i + 1 < bytes.size()) v |= unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    out += chars[(v >> 18) & 63];
-    out += chars[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? chars[(v >> 6) & 63] : '=';
-    out += '=';
   }
   return out;
 }
@@ -416,10 +342,6 @@ std::string header_text(std::string_view s, std::size_t max_bytes) {
   }
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
-}
-
-bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 // A header field being written: `out` is the message, `column` the length of its

@@ -9,14 +9,13 @@
 
 #include "spool/error.h"
 
-#include <sys/random.h>
+#include "text_util.h"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 
 namespace spool {
 namespace {
@@ -28,6 +27,9 @@ constexpr std::size_t qp_width = 76;           // RFC 2045 §6.7 (5)
 constexpr std::size_t header_read_chunk = 8192;
 
 constexpr const char* continuation_indent = "    ";
+
+using detail::format_date;
+using detail::random_hex;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -68,47 +70,6 @@ std::string host_text(std::string_view s, bool address_literal) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' || c == '-' || c == '_' ||
         (address_literal && (c == ':' || c == '[' || c == ']')))
       out += c;
-  }
-  return out;
-}
-
-// RFC 5322 §3.3 date-time in UTC, spelled out by hand so no locale can change it.
-std::string format_date(std::int64_t unix_seconds) {
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  struct tm tm {};
-  if (::gmtime_r(&t, &tm) == nullptr || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
-    const std::time_t zero = 0;
-    ::gmtime_r(&zero, &tm);
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
-                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-// Hex digits from the kernel's random pool; uniqueness (Message-ID) and unguessability
-// (boundary) is all that is asked, so a starved pool falls back to time and pid.
-std::string random_hex(std::size_t bytes) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  unsigned char buf[32];
-  if (bytes > sizeof buf) bytes = sizeof buf;
-  if (::getrandom(buf, bytes, GRND_NONBLOCK) != static_cast<ssize_t>(bytes)) {
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    std::uint64_t x = static_cast<std::uint64_t>(ts.tv_nsec) ^ (static_cast<std::uint64_t>(ts.tv_sec) << 20) ^
-                      (static_cast<std::uint64_t>(::getpid()) << 40);
-    for (std::size_t i = 0; i < bytes; ++i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      buf[i] = static_cast<unsigned char>(x >> 56);
-    }
-  }
-  std::string out;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    out += digits[buf[i] >> 4];
-    out += digits[buf[i] & 0x0f];
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include "spool/header_decode.h"
 
 #include "icu_runtime.h"
+#include "text_util.h"
 
 #include <algorithm>
 #include <array>
@@ -21,20 +22,8 @@ namespace {
 
 constexpr std::size_t npos = std::string_view::npos;
 
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
-
-std::string ascii_lowered(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
+using detail::ascii_lowered;
+using detail::iequals;
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 bool is_line_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }

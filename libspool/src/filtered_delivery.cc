@@ -15,10 +15,11 @@
 #include "spool/queue.h"
 #include "spool/spam_check.h"
 
+#include "text_util.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <algorithm>
@@ -30,6 +31,9 @@ namespace spool {
 namespace {
 
 using Status = DeliveryOutcome::Status;
+using detail::base64;
+using detail::is_ascii;
+using detail::starts_with_field;
 
 // The received file, open for reading while the decisions are carried out (its tmp
 // name may be unlinked meanwhile by deliver()).
@@ -76,14 +80,6 @@ private:
   int fd_ = -1;
 };
 
-bool starts_with_field(std::string_view line, std::string_view name) {
-  if (line.size() <= name.size() || line[name.size()] != ':') return false;
-  for (std::size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line[i])) != std::tolower(static_cast<unsigned char>(name[i])))
-      return false;
-  return true;
-}
-
 // Our trace block without the lines that belong to one final delivery (Return-Path,
 // Delivered-To): what a forwarded copy keeps of it.
 std::string trace_for_forward(std::string_view trace) {
@@ -98,31 +94,6 @@ std::string trace_for_forward(std::string_view trace) {
     if (!continuation) skipping = starts_with_field(line, "Return-Path") || starts_with_field(line, "Delivered-To");
     if (!skipping) out += line;
     pos = eol;
-  }
-  return out;
-}
-
-bool is_ascii(std::string_view s) {
-  for (unsigned char c : s)
-    if (c >= 0x80) return false;
-  return true;
-}
-
-std::string base64(std::string_view in) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], table[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += {table[v >> 18], table[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], '='};
   }
   return out;
 }

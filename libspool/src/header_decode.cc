@@ -5,6 +5,7 @@
 #include "spool/header_decode.h"
 
 #include "icu_runtime.h"
+#include "text_util.h"
 
 #include <unicode/utf16.h>
 
@@ -21,14 +22,9 @@ constexpr std::size_t max_charset_length = 64;
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 bool is_line_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
 
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
+using detail::ascii_lower;
+using detail::iequals;
+using detail::starts_with_field;
 
 // RFC 2047 §2: a charset is a token (no specials). Refusing ',' '=' ';' also keeps ICU's
 // "name,option=value" converter syntax out of reach of a message.
@@ -313,7 +309,7 @@ std::optional<std::string> header_field(std::string_view head, std::string_view 
     std::size_t eol = head.find('\n', pos);
     std::size_t line_end = eol == std::string_view::npos ? head.size() : eol;
     std::string_view line = head.substr(pos, line_end - pos);
-    if (line.size() > name.size() && line[name.size()] == ':' && iequals(line.substr(0, name.size()), name)) {
+    if (starts_with_field(line, name)) {
       // The field runs on while following lines start with whitespace (folding).
       std::size_t end = line_end;
       while (end < head.size() && end + 1 < head.size() && is_wsp(head[end + 1])) {

@@ -19,6 +19,8 @@
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 
+#include "text_util.h"
+
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -42,21 +44,10 @@ constexpr std::string_view srs0_prefix = "SRS0=";
 constexpr std::string_view base32_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 constexpr std::string_view base64_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+using detail::ascii_lowered;
+using detail::iequals;
+
 char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
 
 bool starts_with_srs0(std::string_view s) { return s.size() >= srs0_prefix.size() && iequals(s.substr(0, 5), srs0_prefix); }
 
@@ -224,7 +215,7 @@ SrsKey SrsKey::from_bytes(std::string bytes) { return SrsKey(std::move(bytes)); 
 
 std::string SrsKey::hash(std::string_view timestamp, std::string_view domain, std::string_view local) const {
   // Lower-cased, as libsrs2 hashes: a reply whose address an MTA re-cased still verifies.
-  const std::string data = lower(timestamp) + lower(domain) + lower(local);
+  const std::string data = ascii_lowered(timestamp) + ascii_lowered(domain) + ascii_lowered(local);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_length = 0;
   if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), reinterpret_cast<const unsigned char*>(data.data()),
@@ -286,8 +277,8 @@ SrsKey::Reversal SrsKey::reverse(std::string_view local_part, std::int64_t now) 
   if (given_hash.size() != hash_length || then < 0 || local.empty()) return r;
 
   // Constant time, so the hash cannot be found one character at a time by timing.
-  const std::string want = lower(hash(tt, domain, local));
-  const std::string got = lower(given_hash);
+  const std::string want = ascii_lowered(hash(tt, domain, local));
+  const std::string got = ascii_lowered(given_hash);
   if (CRYPTO_memcmp(want.data(), got.data(), hash_length) != 0) {
     r.verdict = Verdict::forged;
     return r;
