@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace spool {
@@ -476,13 +479,31 @@ const std::vector<std::string>& FilterMessage::folded_addresses(std::string_view
   return address_cache_.emplace_back(std::move(key), std::move(values)).second;
 }
 
+namespace {
+
+// Conditions compiled once per thread (folding TEXT and building a glob's search tables
+// cost more than matching a short header): every message to an account tries the same
+// few conditions. Per thread, so delivery threads never wait on each other; bounded.
+const TextMatcher& compiled(const Condition& condition) {
+  thread_local std::unordered_map<std::string, std::unique_ptr<TextMatcher>> cache;
+  std::string key(1, static_cast<char>('0' + static_cast<int>(condition.op)));
+  key += condition.text;
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  if (cache.size() >= 4096) cache.clear();
+  auto matcher = std::make_unique<TextMatcher>(condition.op, fold_text(condition.text));
+  return *cache.emplace(std::move(key), std::move(matcher)).first->second;
+}
+
+} // namespace
+
 bool condition_matches(const Condition& condition, const FilterMessage& message) {
   switch (condition.kind) {
   case Condition::Kind::all: return true;
   case Condition::Kind::size_over: return message.size() > condition.size;
   case Condition::Kind::field: break;
   }
-  const TextMatcher match(condition.op, fold_text(condition.text));
+  const TextMatcher& match = compiled(condition);
   const std::string name = field_name_of(condition);
   for (const std::string& value : message.folded_fields(name))
     if (match(value)) return true;
