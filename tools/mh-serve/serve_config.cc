@@ -158,6 +158,7 @@ spool::FilterServices filter_services(const spool::Layout& layout, const Setting
       bad_config(layout, settings.config, "srs.domain", e.what());
     }
   }
+  layout.ensure_skeleton();  // tls/ may not exist yet (a --stdio session makes no certificate)
   f.srs = spool::SrsKey::load_or_create(layout);
   f.rspamd_url = settings.config.spam_rspamd;
   f.spam_timeout = settings.config.spam_timeout;
