@@ -3,6 +3,8 @@
 
 #include "spool/error.h"
 
+#include "file_io.h"
+
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -15,24 +17,7 @@
 namespace spool {
 namespace {
 
-class Fd {
-public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
-private:
-  int fd_;
-};
+using detail::Fd;
 
 } // namespace
 

@@ -16,6 +16,7 @@
 #include "spool/header_decode.h"
 #include "spool/lock.h"
 
+#include "file_io.h"
 #include "text_util.h"
 
 #include <fcntl.h>
@@ -182,41 +183,29 @@ std::optional<std::int64_t> parse_seconds(std::string_view s) {
 // The last max_memory_file bytes of the file (newest entries are at the end); empty
 // when it does not exist. O_NONBLOCK: a FIFO planted in the spool must not hang delivery.
 std::string read_memory_text(const fs::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ENOENT) return {};
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
-    throw_errno("cannot open", file, errno);
-  }
+  struct stat st;
+  const detail::Fd fd = detail::open_regular_for_reading(file, st);
+  if (fd.get() < 0) return {};
   std::string text;
-  try {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) throw_errno("cannot stat", file, errno);
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, "refusing to read " + file.string() + ": not a regular file");
-    off_t offset = 0;
-    if (st.st_size > static_cast<off_t>(max_memory_file)) offset = st.st_size - static_cast<off_t>(max_memory_file);
-    char buf[65536];
-    while (text.size() < max_memory_file) {
-      const std::size_t want = std::min(sizeof buf, max_memory_file - text.size());
-      const ssize_t n = ::pread(fd, buf, want, offset);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("cannot read", file, errno);
-      }
-      if (n == 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-      offset += n;
+  off_t offset = 0;
+  if (st.st_size > static_cast<off_t>(max_memory_file)) offset = st.st_size - static_cast<off_t>(max_memory_file);
+  char buf[65536];
+  while (text.size() < max_memory_file) {
+    const std::size_t want = std::min(sizeof buf, max_memory_file - text.size());
+    const ssize_t n = ::pread(fd.get(), buf, want, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read", file, errno);
     }
-    if (st.st_size > static_cast<off_t>(max_memory_file)) {
-      // Started mid-line: drop the partial first line.
-      const auto nl = text.find('\n');
-      text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
-    }
-  } catch (...) {
-    ::close(fd);
-    throw;
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    offset += n;
   }
-  ::close(fd);
+  if (st.st_size > static_cast<off_t>(max_memory_file)) {
+    // Started mid-line: drop the partial first line.
+    const auto nl = text.find('\n');
+    text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+  }
   return text;
 }
 

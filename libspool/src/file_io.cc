@@ -4,8 +4,10 @@
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace spool::detail {
@@ -40,6 +42,33 @@ void copy_contents(int in, const std::filesystem::path& source, int out, const s
     if (n == 0) return;
     write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), target);
   }
+}
+
+Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, Errc not_regular) {
+  Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return fd;
+    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
+    throw_errno("cannot open", file, errno);
+  }
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", file, errno);
+  if (!S_ISREG(st.st_mode)) throw Error(not_regular, "refusing to read " + file.string() + ": not a regular file");
+  return fd;
+}
+
+std::string read_at_most(int fd, std::size_t limit, const std::filesystem::path& for_errors) {
+  std::string text;
+  char buf[4096];
+  while (text.size() <= limit) {
+    const ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit + 1 - text.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read", for_errors, errno);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
 }
 
 } // namespace spool::detail

@@ -3,6 +3,11 @@
 // copy used when a hard link would cross file systems.
 #pragma once
 
+#include "spool/error.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -11,6 +16,36 @@
 namespace spool::detail {
 
 inline constexpr std::size_t write_buffer_size = 64 * 1024;
+
+// Owns one file descriptor (-1 = none); closes it unless released.
+class Fd {
+public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+private:
+  int fd_;
+};
+
+// Opens a small spool file to read it: never through a symlink (Error(permission)),
+// never hanging on a planted FIFO (O_NONBLOCK), and only a regular file (else
+// Error(`not_regular`) "refusing to read FILE: not a regular file"). An Fd of -1 when
+// the file does not exist. `st` receives its fstat().
+Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, Errc not_regular = Errc::permission);
+// Reads from fd until its end, but never more than limit + 1 bytes: a result longer than
+// `limit` means "too big", without reading a planted huge file whole.
+std::string read_at_most(int fd, std::size_t limit, const std::filesystem::path& for_errors);
 
 // Appends `bytes` to `buffer`, writing the buffer to fd when it would grow past
 // write_buffer_size; a piece that large goes straight to fd. Throws spool::Error on a

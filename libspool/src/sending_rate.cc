@@ -7,6 +7,8 @@
 #include "spool/error.h"
 #include "spool/lock.h"
 
+#include "file_io.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,32 +94,10 @@ std::string parse_record(std::string_view text, Record& out) {
 Read read_record(const fs::path& file) {
   Read r;
   // O_NONBLOCK: a FIFO planted in the spool must not hang the reader.
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ENOENT) return r;
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
-    throw_errno("cannot open", file, errno);
-  }
-  std::string text;
-  try {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) throw_errno("cannot stat", file, errno);
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, "refusing to read " + file.string() + ": not a regular file");
-    char buf[max_record_size + 1];
-    while (text.size() <= max_record_size) {
-      const ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("cannot read", file, errno);
-      }
-      if (n == 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-    }
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  struct stat st;
+  const detail::Fd fd = detail::open_regular_for_reading(file, st);
+  if (fd.get() < 0) return r;
+  const std::string text = detail::read_at_most(fd.get(), max_record_size, file);
   if (text.size() > max_record_size)
     r.problem = "larger than " + std::to_string(max_record_size) + " bytes";
   else

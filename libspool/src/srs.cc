@@ -19,6 +19,7 @@
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 
+#include "file_io.h"
 #include "text_util.h"
 
 #include <fcntl.h>
@@ -108,45 +109,15 @@ std::pair<std::string, std::string> parse_key_file(std::string_view text) {
   return {key, {}};
 }
 
-class Fd {
-public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
-private:
-  int fd_;
-};
+using detail::Fd;
 
 // At most max_key_file + 1 bytes of a regular file; nullopt when it does not exist.
 // O_NONBLOCK: a FIFO planted at the key's name must not hang mh-serve's start.
 std::optional<std::string> read_key_file(const fs::path& file) {
-  Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (fd.get() < 0) {
-    if (errno == ENOENT) return std::nullopt;
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
-    throw_errno("cannot open", file, errno);
-  }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", file, errno);
-  if (!S_ISREG(st.st_mode)) throw Error(Errc::bad_config, file.string() + ": not a regular file");
-  std::string text;
-  char buf[1024];
-  while (text.size() <= max_key_file) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("cannot read", file, errno);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  return text;
+  const Fd fd = detail::open_regular_for_reading(file, st, Errc::bad_config);
+  if (fd.get() < 0) return std::nullopt;
+  return detail::read_at_most(fd.get(), max_key_file, file);
 }
 
 std::string key_from_file(const fs::path& file, const std::string& text) {
