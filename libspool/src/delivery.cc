@@ -158,7 +158,7 @@ private:
       }
     }
     FileLock writer = md.writer_lock();
-    link_into(md, target);
+    if (!link_into(md, target)) return Linked{index, std::move(md), target};  // there already: counted then
     try {
       md.record(static_cast<std::int64_t>(msg_.size()), 1);
     } catch (const Error&) {
@@ -168,15 +168,20 @@ private:
     return Linked{index, std::move(md), target};
   }
 
-  void link_into(const Maildir& md, const fs::path& target) {
-    if (::link(msg_.tmp_path().c_str(), target.c_str()) == 0) return;
+  // False when the name is taken: only an adopted message's fixed name can be (a
+  // resumed list distribution), and then it is this very message, delivered before.
+  bool link_into(const Maildir& md, const fs::path& target) {
+    if (::link(msg_.tmp_path().c_str(), target.c_str()) == 0) return true;
+    if (errno == EEXIST) return false;
     if (errno != EXDEV) throw_errno("cannot link message into", target, errno);
     // Another filesystem: the one copy per recipient maildir.5 would make anyway.
     const fs::path copy = copy_into_tmp(msg_.tmp_path(), md, msg_.unique_name());
     int rc = ::link(copy.c_str(), target.c_str());
     int err = errno;
     ::unlink(copy.c_str());
+    if (rc != 0 && err == EEXIST) return false;
     if (rc != 0) throw_errno("cannot link message into", target, err);
+    return true;
   }
 
   // The link could not be made durable: take it back and uncount it.
@@ -237,9 +242,22 @@ PendingMessage PendingMessage::begin(const fs::path& maildir_for_tmp) {
   return m;
 }
 
+PendingMessage PendingMessage::adopt(const fs::path& complete_file, std::string unique, std::uint64_t size,
+                                     std::uint64_t wire_size) {
+  PendingMessage m;
+  m.unique_ = std::move(unique);
+  m.tmp_path_ = complete_file;
+  m.size_ = size;
+  m.bare_lfs_ = wire_size >= size ? wire_size - size : 0;
+  m.finished_ = true;
+  m.owns_file_ = false;
+  return m;
+}
+
 PendingMessage::PendingMessage(PendingMessage&& o) noexcept
     : tmp_path_(std::move(o.tmp_path_)), unique_(std::move(o.unique_)), buffer_(std::move(o.buffer_)),
-      size_(o.size_), bare_lfs_(o.bare_lfs_), last_was_cr_(o.last_was_cr_), fd_(o.fd_), finished_(o.finished_) {
+      size_(o.size_), bare_lfs_(o.bare_lfs_), last_was_cr_(o.last_was_cr_), fd_(o.fd_), finished_(o.finished_),
+      owns_file_(o.owns_file_) {
   o.fd_ = -1;
   o.tmp_path_.clear();
 }
@@ -255,6 +273,7 @@ PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
     last_was_cr_ = o.last_was_cr_;
     fd_ = o.fd_;
     finished_ = o.finished_;
+    owns_file_ = o.owns_file_;
     o.fd_ = -1;
     o.tmp_path_.clear();
   }
@@ -266,7 +285,7 @@ PendingMessage::~PendingMessage() { abort(); }
 void PendingMessage::abort() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  if (!tmp_path_.empty() && owns_file_) ::unlink(tmp_path_.c_str());
   tmp_path_.clear();
   buffer_.clear();
 }

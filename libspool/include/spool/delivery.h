@@ -22,6 +22,11 @@ namespace spool {
 class PendingMessage {
 public:
   static PendingMessage begin(const fs::path& maildir_for_tmp);  // file in <maildir>/tmp/
+  // A complete, fsynced file that stays where it is (a list's archived post): deliver()
+  // links it under `unique` and never removes it; a link that already exists under that
+  // name counts as delivered (a distribution resumed after a crash), not again.
+  static PendingMessage adopt(const fs::path& complete_file, std::string unique, std::uint64_t size,
+                              std::uint64_t wire_size);
 
   PendingMessage(PendingMessage&& other) noexcept;
   PendingMessage& operator=(PendingMessage&& other) noexcept;
@@ -54,6 +59,7 @@ private:
   bool last_was_cr_ = false;     // the previous chunk ended in CR (CRLF split across chunks)
   int fd_ = -1;
   bool finished_ = false;
+  bool owns_file_ = true;        // false: adopt(), the file is someone else's
 };
 
 struct DeliveryOutcome {

@@ -50,6 +50,12 @@ public:
   fs::path list_config(const Address& l) const { return list_dir(l) / "list.yaml"; }
   fs::path list_members(const Address& l) const { return list_dir(l) / "members"; }
   fs::path list_archive(const Address& l) const { return list_dir(l) / "archive"; }
+  // The list processor's state files (mlist.h has the formats).
+  fs::path list_bounces(const Address& l) const { return list_dir(l) / "bounces"; }
+  fs::path list_posters(const Address& l) const { return list_dir(l) / "posters"; }
+  fs::path list_sequence(const Address& l) const { return list_dir(l) / "seq"; }
+  fs::path list_pending(const Address& l) const { return list_dir(l) / "pending"; }
+  fs::path list_jobs(const Address& l) const { return list_dir(l) / "jobs"; }
 
   // Lock files: one for spool-wide structure (domains), one per domain (its accounts,
   // lists and config), one per domain for quota accounting, one per domain for sending rates.
@@ -58,6 +64,9 @@ public:
   fs::path quota_lock(const Domain& d) const { return locks_dir() / (d.str() + ".quota.lock"); }
   // Held by every writer of the domain's sending records; taken before domain_lock().
   fs::path sending_lock(const Domain& d) const { return locks_dir() / (d.str() + ".sending.lock"); }
+  // One per list: its members, state files and sequence numbers. The '@' keeps it apart
+  // from every domain's lock names (a domain name never holds one).
+  fs::path list_lock(const Address& l) const { return locks_dir() / (l.local().str() + "@" + l.domain().str() + ".list.lock"); }
 
   // Throws Error(permission) when any existing component of `p` below the root is a
   // symlink (the root itself may be one). Missing trailing components are fine.

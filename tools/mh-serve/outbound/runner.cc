@@ -23,6 +23,7 @@
 #include <spool/bounce.h>
 #include <spool/delivery.h>
 #include <spool/filtered_delivery.h>
+#include <spool/list_mail.h>
 #include <spool/error.h>
 #include <spool/queue.h>
 
@@ -439,14 +440,18 @@ private:
   void deliver_locally(const std::string& id, Job& j, std::size_t gi) {
     Group& g = j.groups[gi];
     std::vector<spool::Address> accounts;
+    std::map<spool::Address, std::vector<std::string>> written_as;  // NAME+EXT and NAME are one account
     for (const auto& r : g.recipients) {
-      std::optional<spool::Address> a;
-      try {
-        a = spool::Address::parse(r);
-      } catch (const spool::Error&) {
+      if (auto list = list_target(r)) {
+        deliver_to_list(j, *list, r, g);
+        continue;
       }
-      if (a && spool::account_exists(layout_, *a)) accounts.push_back(*a);
-      else g.outcomes.push_back({r, Fate::bounced, "550 5.1.1 <" + r + ">: User unknown"});
+      if (auto a = local_account(r)) {
+        accounts.push_back(*a);
+        written_as[*a].push_back(r);
+      } else {
+        g.outcomes.push_back({r, Fate::bounced, "550 5.1.1 <" + r + ">: User unknown"});
+      }
     }
     if (!accounts.empty()) {
       try {
@@ -460,9 +465,8 @@ private:
         for (const auto& f : spool::deliver_filtered(layout_, message, trace.size(), accounts, j.claim.envelope().sender,
                                                      filters_, unix_now())) {
           const spool::DeliveryOutcome& o = f.delivery;
-          const std::string r = o.recipient.str();
           const std::string filtered = f.filter.empty() ? "" : "; filters: " + f.filter;
-          switch (o.status) {
+          for (const std::string& r : written_as[o.recipient]) switch (o.status) {
           case Status::delivered:
             g.outcomes.push_back({r, Fate::delivered, f.filter.empty() ? "delivered to Maildir " + o.uidl : o.detail + filtered});
             break;
@@ -472,12 +476,55 @@ private:
           }
         }
       } catch (const spool::Error& e) {
-        for (const auto& a : accounts)
-          g.outcomes.push_back({a.str(), Fate::deferred, std::string("451 4.3.0 local delivery failed: ") + e.what()});
+        for (const auto& [a, names] : written_as)
+          for (const std::string& r : names)
+            g.outcomes.push_back({r, Fate::deferred, std::string("451 4.3.0 local delivery failed: ") + e.what()});
       }
     }
     g.remote_mta.clear();
     finish_group(id, j, gi);
+  }
+
+  // A list or one of its control addresses (spool/list_mail.h), +approved- included:
+  // only this process queues those.
+  std::optional<spool::ListTarget> list_target(const std::string& r) {
+    const auto at = r.rfind('@');
+    if (at == std::string::npos) return std::nullopt;
+    try {
+      return spool::find_list_target(layout_, std::string_view(r).substr(0, at), spool::Domain::parse(r.substr(at + 1)), true);
+    } catch (const spool::Error&) {
+      return std::nullopt;
+    }
+  }
+
+  // NAME or NAME+EXT (recipient delimiter, SPEC §7) of an existing account.
+  std::optional<spool::Address> local_account(const std::string& r) {
+    const auto at = r.rfind('@');
+    if (at == std::string::npos) return std::nullopt;
+    try {
+      const std::string_view local = std::string_view(r).substr(0, at);
+      const spool::Address a(spool::LocalPart::parse(local.substr(0, local.find('+'))), spool::Domain::parse(r.substr(at + 1)));
+      if (spool::account_exists(layout_, a)) return a;
+    } catch (const spool::Error&) {
+    }
+    return std::nullopt;
+  }
+
+  // Blocking like the Maildir delivery: a post to a big list delivers its local members here.
+  void deliver_to_list(Job& j, const spool::ListTarget& target, const std::string& r, Group& g) {
+    spool::QueuedMail mail;
+    mail.queue_id = j.claim.envelope().id;
+    mail.fd = j.claim.message_fd();
+    mail.size = j.claim.message_size();
+    mail.path = j.claim.message_path();
+    mail.sender = j.claim.envelope().sender;
+    spool::ListServices services;
+    services.hostname = hostname_;
+    services.filters = filters_;
+    const spool::ListMailResult res = spool::handle_list_mail(layout_, target, mail, services, unix_now());
+    using F = spool::ListMailResult::Fate;
+    const Fate fate = res.fate == F::done ? Fate::delivered : res.fate == F::bounced ? Fate::bounced : Fate::deferred;
+    g.outcomes.push_back({r, fate, res.detail});
   }
 
   static void copy_message(int fd, std::uint64_t from, spool::PendingMessage& message) {

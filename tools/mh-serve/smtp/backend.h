@@ -41,6 +41,8 @@ struct RecipientCheck {
     over_quota,     // domain (or account) already full / SIZE= does not fit
     srs_return,     // a valid SRS0 address of ours: relay to `canonical`, the original sender
     srs_invalid,    // an SRS0 address of ours that is forged or expired (detail says which)
+    list,           // a mailing list or one of its control addresses: queued for the list
+                    // processor under `canonical` (spool/list_mail.h)
     temporary,      // lookup failed (I/O, malformed spool file): try again later
   } kind = Kind::temporary;
   std::string canonical;       // "local@domain" as stored (lower case, punycode) when local

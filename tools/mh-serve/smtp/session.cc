@@ -701,9 +701,10 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
     refusal = verdict_.reply;
   } else if (check.kind == Kind::srs_invalid) {
     refusal = "550 5.1.1 " + shown + ": " + check.detail;
-  } else if (check.kind == Kind::srs_return) {
+  } else if (check.kind == Kind::srs_return || check.kind == Kind::list) {
     // A bounce to one of our forwarding addresses: sent on to the original sender
-    // through the queue, as a relay we vouch for (the SRS hash proves we made it).
+    // through the queue, as a relay we vouch for (the SRS hash proves we made it). A
+    // list's mail takes the same way: the queue runner hands it to the list processor.
     if (std::find(tx_->remote.begin(), tx_->remote.end(), check.canonical) == tx_->remote.end())
       tx_->remote.push_back(check.canonical);
     state_ = State::rcpt;

@@ -13,6 +13,7 @@
 #include <spool/delivery.h>
 #include <spool/error.h>
 #include <spool/filtered_delivery.h>
+#include <spool/list_mail.h>
 #include <spool/queue.h>
 #include <spool/quota.h>
 #include <spool/sending_rate.h>
@@ -231,20 +232,25 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
     if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
     const spool::DomainConfig domain_config = spool::read_domain(layout_, *domain);
     if (domain_config.suspended) return verdict(Kind::disabled, {}, "domain suspended");
+    const std::string_view written = mailbox.substr(0, at);
+    if (auto list = spool::find_list_target(layout_, written, *domain)) {
+      // A post counts against the domain quota (its archive copy): a full domain refuses
+      // it like any other mail. Control addresses (bounces, confirmations) always pass.
+      const spool::QuotaLimits limits{domain_config.quota, 0};
+      if (list->kind == spool::ListTarget::Kind::post &&
+          spool::check_quota(layout_, list->list, limits, size_hint) != spool::QuotaVerdict::fits)
+        return verdict(Kind::over_quota);
+      return verdict(Kind::list, list->str());
+    }
     std::optional<spool::LocalPart> local;
     try {
-      local = spool::LocalPart::parse(mailbox.substr(0, at));
+      // NAME+ANYTHING is NAME's (recipient delimiter '+', SPEC §7).
+      local = spool::LocalPart::parse(written.substr(0, written.find('+')));
     } catch (const spool::Error&) {
       return verdict(Kind::unknown_user);  // cannot be the name of any account
     }
     const spool::Address address(*local, *domain);
-    if (!spool::account_exists(layout_, address)) {
-      // Mailing lists live beside accounts; their delivery comes with mh-list support.
-      // Until then say "later" rather than bounce their mail for good.
-      if (std::filesystem::is_directory(layout_.list_dir(address)))
-        return verdict(Kind::temporary, {}, "mailing list delivery is not implemented yet");
-      return verdict(Kind::unknown_user);
-    }
+    if (!spool::account_exists(layout_, address)) return verdict(Kind::unknown_user);
     const spool::AccountConfig account_config = spool::read_account(layout_, address);
     if (account_config.suspended) return verdict(Kind::disabled, {}, "account suspended");
     // The limits from the two files just read: each read walks and checks the path again.
