@@ -233,6 +233,14 @@ TEST_CASE("moderation: one confirmation approves once; a second is ignored", "[l
   CHECK(q[0].sender.empty());
   for (const auto& id : spool::list_queue(s.layout())) spool::QueueClaim::try_claim(s.layout(), id)->remove();
 
+  // A vacation responder or a bounce reaching the address approves nothing.
+  const std::string vacation = "From: mod@remote.test\nAuto-Submitted: auto-replied\nSubject: away\n\naway\n";
+  CHECK(s.handle("ml+confirm-" + token + "@example.org", "mod@remote.test", vacation).detail ==
+        "confirmation ignored: automatic mail (Auto-Submitted: auto-replied)");
+  CHECK(s.handle("ml+confirm-" + token + "@example.org", "", vacation).detail.find("confirmation ignored: from a system or null sender") == 0);
+  CHECK(spool::list_pending(s.layout(), s.list).size() == 1);
+  CHECK(s.queued().empty());
+
   const std::string reply = "From: mod@remote.test\nSubject: Re: approval\nContent-Type: text/html\n\n<p>ok</p>\n";
   const auto approved = s.handle("ml+confirm-" + token + "@example.org", "mod@remote.test", reply);
   INFO(approved.detail);
