@@ -432,8 +432,10 @@ void keep_post(const Layout& layout, const Address& list, const std::string& id,
   write_file_atomic(target, whole, 0640);
 }
 
-ListMailResult hold_for_moderation(const Layout& layout, const Address& list, const ListConfig& config,
-                                   const QueuedMail& mail, const Post& post, const ListServices& s, std::int64_t now) {
+// Keeps the post in pending/ under a new token, for a moderator's confirmation or
+// mh-list approve. Returns the item.
+PendingItem hold_post(const Layout& layout, const Address& list, const ListConfig& config, const QueuedMail& mail,
+                      const Post& post, std::int64_t now) {
   PendingItem item;
   item.id = new_token();
   item.kind = PendingItem::Kind::post;
@@ -442,11 +444,15 @@ ListMailResult hold_for_moderation(const Layout& layout, const Address& list, co
   item.size = post.size;
   item.created = now;
   item.expires = now + config.confirm_expiry.count();
-  {
-    FileLock lock = FileLock::acquire(layout.list_lock(list));
-    keep_post(layout, list, item.id, mail);
-    write_pending(layout, list, item);
-  }
+  FileLock lock = FileLock::acquire(layout.list_lock(list));
+  keep_post(layout, list, item.id, mail);
+  write_pending(layout, list, item);
+  return item;
+}
+
+ListMailResult hold_for_moderation(const Layout& layout, const Address& list, const ListConfig& config,
+                                   const QueuedMail& mail, const Post& post, const ListServices& s, std::int64_t now) {
+  const PendingItem item = hold_post(layout, list, config, mail, post, now);
   const std::string confirm = control_address(list, "confirm-" + item.id);
   const std::string whole = read_whole(mail, post.start);
   std::string ids;
@@ -463,16 +469,7 @@ ListMailResult hold_for_moderation(const Layout& layout, const Address& list, co
 ListMailResult forward_to_admin(const Layout& layout, const Address& list, const ListConfig& config,
                                 const QueuedMail& mail, const Post& post, const ListServices& s, std::int64_t now) {
   if (config.admin.empty()) {
-    PendingItem item;
-    item.id = new_token();
-    item.poster = mail.sender;
-    item.subject = header_value(post.headers, "Subject").value_or("");
-    item.size = post.size;
-    item.created = now;
-    item.expires = now + config.confirm_expiry.count();
-    FileLock lock = FileLock::acquire(layout.list_lock(list));
-    keep_post(layout, list, item.id, mail);
-    write_pending(layout, list, item);
+    const PendingItem item = hold_post(layout, list, config, mail, post, now);
     return done("held as " + item.id + ": moderated list without moderators or admin address (mh-list approve)");
   }
   const std::string id = enqueue(layout, s, bounces_address(list), {config.admin}, read_whole(mail, post.start), now);
