@@ -34,7 +34,9 @@ namespace {
 
 constexpr std::size_t header_read_limit = 1024 * 1024;       // where the header block must end
 constexpr std::uint64_t one_line_check_limit = 256 * 1024;   // larger posts are never "one line"
-constexpr std::size_t local_batch = 256;                     // members between progress records
+// Members between progress records: each record is an fsync'd write, and a resumed run
+// repeats at most one batch (whose copies it finds in place, list_mail.h).
+constexpr std::size_t local_batch = 1000;
 constexpr std::size_t remote_chunk = 100;                    // recipients per queue entry (SPEC §10)
 
 std::string control_address(const Address& list, std::string_view extension) {
@@ -385,12 +387,30 @@ private:
     return chunks;
   }
 
-  // An entry under a fixed id (so a resumed run finds it queued), the archived file
-  // hard-linked as its message, from LIST+bounces.
+  // An entry under a fixed id (so a resumed run finds it queued), from LIST+bounces, with
+  // a copy of the archived post of its own: the queue locks an entry by flock on its
+  // .msg, which belongs to the inode, so entries sharing the archive's inode would let the
+  // runner send only one of them at a time.
   void queue_entry(const std::string& id, const fs::path& archived, const std::vector<std::string>& recipients) {
     struct stat st;
     if (::lstat((layout_.queue_dir() / (id + ".env")).c_str(), &st) == 0) return;  // queued before a crash
-    QueueMessage q = QueueMessage::adopt(layout_, archived, id);
+    PendingMessage copy = PendingMessage::begin(layout_.list_archive(list_));
+    const int fd = ::open(archived.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw_errno("cannot open", archived, errno);
+    try {
+      for (std::uint64_t offset = 0;;) {
+        const std::string chunk = read_range(fd, offset, 64 * 1024);
+        if (chunk.empty()) break;
+        copy.append(chunk);
+        offset += chunk.size();
+      }
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    copy.finish();
+    QueueMessage q = QueueMessage::adopt(layout_, copy.tmp_path(), id);
     QueueEnvelope env;
     env.sender = bounces_address(list_);
     env.recipients = recipients;
@@ -399,7 +419,7 @@ private:
     q.commit(std::move(env));
     q.release();
     if (services_.filters.queued) services_.filters.queued(id);
-  }
+  }  // the copy's tmp/ name goes with `copy`; the queue keeps its link
 
   std::string skipped_summary() const {
     return std::to_string(disabled_) + " disabled, " + std::to_string(refused_) + " refused (quota/unknown)";

@@ -11,7 +11,7 @@
 // ids are written to lists/<name>/jobs/<queue-id> before anything is delivered, so the
 // runner retrying after a crash finishes the same distribution — local members get the
 // one stored copy exactly once (hard links under a fixed name), remote members at least
-// once (queue entries under fixed ids, ≤ 100 recipients each) — and the number is never
+// once (queue entries under fixed ids, ≤ 100 recipients each, each with its own copy) — and the number is never
 // reused. The caller removes the queue entry only after "done".
 #pragma once
 
