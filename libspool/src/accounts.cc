@@ -7,8 +7,9 @@
 #include "spool/maildir.h"
 #include "spool/units.h"
 
+#include "spool_dirs.h"
+
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,68 +17,13 @@
 namespace spool {
 namespace {
 
-void make_dir(const fs::path& p, mode_t mode = 0750) {
-  if (::mkdir(p.c_str(), mode) != 0) throw_errno("cannot create directory", p, errno);
-}
-
-// Missing is "no"; any other failure (EACCES...) is an error, not "no such domain".
-bool is_directory_nofollow(const fs::path& p) {
-  struct stat st;
-  if (::lstat(p.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw_errno("cannot inspect", p, errno);
-  }
-  return S_ISDIR(st.st_mode);
-}
-
-// Removes ".new-*" and ".deleted-*" directories a crashed tool left behind. Callers
-// hold the lock that every creator/deleter of `dir` holds, so none is in progress.
-void sweep_leftovers(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(".new-", 0) == 0 || name.rfind(".deleted-", 0) == 0) fs::remove_all(entry.path(), ec);
-  }
-}
-
-// Removes temp files of `file` that a writer killed between create and rename left
-// behind (".<name>.tmp.<pid>..."). Callers hold the lock every writer of `file` holds.
-void sweep_temp_files(const fs::path& file) {
-  const std::string prefix = "." + file.filename().string() + ".tmp.";
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(file.parent_path(), ec))
-    if (entry.path().filename().string().rfind(prefix, 0) == 0) fs::remove(entry.path(), ec);
-}
-
-// Renames `dir` out of the way, makes that durable, then removes it.
-void remove_tree_atomically(const fs::path& dir) {
-  const fs::path parent = dir.parent_path();
-  const fs::path doomed = parent / (".deleted-" + dir.filename().string() + unique_suffix());
-  if (::rename(dir.c_str(), doomed.c_str()) != 0) throw_errno("cannot remove", dir, errno);
-  fsync_directory(parent);
-  std::error_code ec;
-  fs::remove_all(doomed, ec);
-  if (ec) throw Error(Errc::other, "cannot remove " + doomed.string() + ": " + ec.message());
-}
-
-// Moves a fully built temp directory into place; EEXIST/ENOTEMPTY → Error(exists).
-void publish_dir(const fs::path& built, const fs::path& target, const std::string& what) {
-  fsync_directory(built);
-  if (::rename(built.c_str(), target.c_str()) != 0) {
-    int err = errno;
-    std::error_code ec;
-    fs::remove_all(built, ec);
-    if (err == EEXIST || err == ENOTEMPTY) throw Error(Errc::exists, what + " already exists");
-    throw_errno("cannot create", target, err);
-  }
-  fsync_directory(target.parent_path());
-}
-
-void require_domain(const Layout& layout, const Domain& domain) {
-  layout.verify_no_symlinks(layout.domain_config(domain));
-  if (!is_directory_nofollow(layout.domain_dir(domain)))
-    throw Error(Errc::no_domain, "no such domain: " + domain.str());
-}
+using detail::is_directory_nofollow;
+using detail::make_dir;
+using detail::publish_dir;
+using detail::remove_tree_atomically;
+using detail::require_domain;
+using detail::sweep_leftovers;
+using detail::sweep_temp_files;
 
 void require_account(const Layout& layout, const Address& address) {
   require_domain(layout, address.domain());

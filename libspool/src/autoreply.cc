@@ -17,6 +17,7 @@
 #include "spool/lock.h"
 
 #include "file_io.h"
+#include "mail_text.h"
 #include "text_util.h"
 
 #include <fcntl.h>
@@ -51,36 +52,23 @@ constexpr std::size_t max_subject_bytes = 512;       // of decoded text, before 
 constexpr std::size_t max_display_name_bytes = 256;
 constexpr std::size_t max_msg_id_length = 250;       // one id; the folded line stays < 998
 constexpr std::size_t max_references = 10;           // RFC 5322 §3.6.4 allows trimming
-constexpr std::size_t max_encoded_word = 75;         // RFC 2047 §2
-// RFC 2047 §2 limits a line with encoded words to 76 characters (RFC 5322 §2.1.1 asks
-// for 78 in general); every folded field here keeps to the stricter one.
-constexpr std::size_t max_header_line = 76;
-constexpr std::size_t base64_line = 76;              // RFC 2045 §6.8
-constexpr std::size_t max_host_length = 255;
 
 // --- small text helpers ---
 
 using detail::ascii_lowered;
-using detail::base64;
+using detail::base64_lines;
+using detail::ends_with_ci;
+using detail::FieldWriter;
 using detail::format_date;
+using detail::header_text;
+using detail::host_text;
 using detail::iequals;
 using detail::is_ascii;
+using detail::local_part;
+using detail::OtherControls;
 using detail::random_hex;
-
-bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
+using detail::starts_with_ci;
+using detail::trimmed;
 
 // RFC 5322 comments "(...)" (nested, with quoted-pairs) removed, e.g. from
 // "auto-generated (by cron); foo" or "bulk (mass mailing)".
@@ -108,7 +96,7 @@ std::string field_keyword(std::string_view value) {
   const std::string plain = strip_comments(value);
   std::string_view v = plain;
   v = v.substr(0, v.find(';'));
-  return ascii_lowered(trim(v));
+  return ascii_lowered(trimmed(v));
 }
 
 // --- refusal checks ---
@@ -117,8 +105,7 @@ std::string field_keyword(std::string_view value) {
 // addresses of list managers (and "noreply" addresses nobody reads). A VERP detail
 // after '+' (Mailman's "list-bounces+user=example.org") is ignored for the check.
 bool mailer_like(std::string_view sender) {
-  const auto at = sender.rfind('@');
-  const std::string_view full = at == std::string_view::npos ? sender : sender.substr(0, at);
+  const std::string_view full = local_part(sender);
   const std::string_view base = full.substr(0, full.find('+'));
   for (std::string_view local : {full, base}) {
     for (std::string_view exact : {"mailer-daemon", "postmaster", "mailer", "listserv", "majordomo", "noreply",
@@ -134,8 +121,8 @@ bool mailer_like(std::string_view sender) {
 bool delivered_to_account(const Address& account, const FilterMessage& message) {
   const std::string me = account.str();
   for (const std::string& raw : message.raw_fields("Delivered-To")) {
-    std::string_view v = trim(raw);
-    if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = trim(v.substr(1, v.size() - 2));
+    std::string_view v = trimmed(raw);
+    if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = trimmed(v.substr(1, v.size() - 2));
     if (iequals(v, me)) return true;
   }
   return false;
@@ -271,130 +258,6 @@ fs::path memory_lock(const Layout& layout, const Domain& domain) {
 
 // --- message building ---
 
-std::string host_text(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() == max_host_length) break;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-        c == '_')
-      out += c;
-  }
-  return out;
-}
-
-// Length of the UTF-8 sequence starting at s[i], or 0 when it is not well-formed
-// (overlong forms, surrogates and values past U+10FFFF included).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) n = 2;
-  else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
-  return n;
-}
-
-// Text for one header field: valid UTF-8 (bad bytes → U+FFFD), line breaks and tabs
-// → one space, other controls dropped, runs of spaces collapsed, trimmed, and cut to
-// `max_bytes` on a character boundary. Nothing from outside can start a new field.
-std::string header_text(std::string_view s, std::size_t max_bytes) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    std::string_view piece = n == 0 ? std::string_view("\xEF\xBF\xBD") : s.substr(i, n);
-    i += n == 0 ? 1 : n;
-    if (n == 1) {
-      const char c = piece[0];
-      if (c == '\r' || c == '\n' || c == '\t' || c == ' ') {
-        if (!out.empty() && out.back() != ' ') out += ' ';
-        continue;
-      }
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
-    }
-    if (out.size() + piece.size() > max_bytes) break;
-    out += piece;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-// A header field being written: `out` is the message, `column` the length of its
-// current line, so words can be folded before a line grows too long.
-struct FieldWriter {
-  std::string& out;
-  std::size_t column = 0;
-  bool line_has_word = false;  // never fold before the first word of a line
-
-  void start(std::string_view name) {
-    out += name;
-    out += ':';
-    column = name.size() + 1;
-    line_has_word = false;
-  }
-  // Appends " word", folding first (RFC 5322 §2.2.3) when the line would pass
-  // max_header_line. A single word longer than that stays on its own line.
-  void word(std::string_view w) {
-    if (line_has_word && column + 1 + w.size() > max_header_line) {
-      out += "\r\n";
-      column = 0;
-    }
-    out += ' ';
-    out += w;
-    column += 1 + w.size();
-    line_has_word = true;
-  }
-  void end() { out += "\r\n"; }
-};
-
-// RFC 2047 B-encoded UTF-8 words for `text`, each ≤ 75 characters and on a line of
-// ≤ 76; a word never splits a character (§5: each word must decode on its own).
-void encoded_words(FieldWriter& w, std::string_view text) {
-  constexpr std::string_view prefix = "=?UTF-8?B?", suffix = "?=";
-  constexpr std::size_t overhead = prefix.size() + suffix.size();
-  std::size_t i = 0;
-  while (i < text.size()) {
-    // Room on this line (or on a fresh continuation line when this one is nearly full).
-    std::size_t room = max_header_line > w.column + 1 ? max_header_line - w.column - 1 : 0;
-    if (room < overhead + 4 * 3) room = max_header_line - 1;  // will fold
-    room = std::min(room, max_encoded_word);
-    const std::size_t max_bytes = (room - overhead) / 4 * 3;
-    std::size_t end = i;
-    while (end < text.size()) {
-      std::size_t n = utf8_sequence(text, end);
-      if (n == 0) n = 1;  // header_text() left none; stay safe anyway
-      if (end + n - i > max_bytes) break;
-      end += n;
-    }
-    const std::string word = std::string(prefix) + base64(text.substr(i, end - i)) + std::string(suffix);
-    w.word(word);
-    i = end;
-  }
-}
-
-// Plain words folded at spaces; for ASCII text that needs no encoding.
-void plain_words(FieldWriter& w, std::string_view text) {
-  while (!text.empty()) {
-    const auto space = text.find(' ');
-    w.word(text.substr(0, space));
-    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
-  }
-}
-
 // Text that an RFC 2047 reader would take for an encoded word is encoded itself, so
 // what the reply shows is exactly `text`.
 bool needs_encoding(std::string_view text) { return !is_ascii(text) || text.find("=?") != std::string_view::npos; }
@@ -408,11 +271,11 @@ bool atext(char c) {
 // anything else as encoded words (§5 (3) of RFC 2047 allows them in a phrase).
 void display_name_words(FieldWriter& w, std::string_view name) {
   if (needs_encoding(name)) {
-    encoded_words(w, name);
+    w.encoded_words(name);
     return;
   }
   if (std::all_of(name.begin(), name.end(), [](char c) { return c == ' ' || atext(c); })) {
-    plain_words(w, name);
+    w.words(name);
     return;
   }
   std::string quoted = "\"";
@@ -472,7 +335,7 @@ std::string crlf_text(std::string_view text) {
 
 NoReplyReason autoreply_refusal(const Address& account, const FilterMessage& message) {
   if (delivered_to_account(account, message)) return NoReplyReason::loop;
-  const std::string_view sender = trim(message.sender());
+  const std::string_view sender = trimmed(message.sender());
   if (sender.empty() || sender == "<>") return NoReplyReason::null_sender;
   if (mailer_like(sender)) return NoReplyReason::mailer_daemon;
   // RFC 3834 §5: any Auto-Submitted value but "no" marks mail no person sent.
@@ -518,10 +381,10 @@ bool autoreply_would_send(const Layout& layout, const Address& account, std::str
 std::string build_autoreply(const Address& account, std::string_view display_name, const AutoReply& settings,
                             const FilterMessage& original, std::string_view hostname, std::int64_t now) {
   std::string m;
-  FieldWriter w{m};
+  FieldWriter w(m, "\r\n");
 
   // From: the account (RFC 3834 §3.1.2), with its display name.
-  const std::string name = header_text(display_name, max_display_name_bytes);
+  const std::string name = header_text(display_name, max_display_name_bytes, OtherControls::dropped);
   const std::string from = "<" + account.str() + ">";
   w.start("From");
   if (!name.empty()) display_name_words(w, name);
@@ -530,21 +393,21 @@ std::string build_autoreply(const Address& account, std::string_view display_nam
 
   // To: the envelope sender (RFC 3834 §3.1.1: where the reply is due), made harmless.
   w.start("To");
-  w.word("<" + header_text(original.sender(), max_sender_length) + ">");
+  w.word("<" + header_text(original.sender(), max_sender_length, OtherControls::dropped) + ">");
   w.end();
 
   // Subject (RFC 3834 §3.1.5): the configured one, else "Auto: " + the original's.
   std::string subject;
   if (!settings.subject.empty()) {
-    subject = header_text(settings.subject, max_subject_bytes);
+    subject = header_text(settings.subject, max_subject_bytes, OtherControls::dropped);
   } else {
     const auto fields = original.raw_fields("Subject");
     const std::string theirs = fields.empty() ? std::string() : decode_header_value(fields.front());
-    subject = header_text("Auto: " + theirs, max_subject_bytes);
+    subject = header_text("Auto: " + theirs, max_subject_bytes, OtherControls::dropped);
   }
   w.start("Subject");
-  if (needs_encoding(subject)) encoded_words(w, subject);
-  else plain_words(w, subject);
+  if (needs_encoding(subject)) w.encoded_words(subject);
+  else w.words(subject);
   w.end();
 
   m += "Date: " + format_date(now) + "\r\n";
@@ -576,11 +439,7 @@ std::string build_autoreply(const Address& account, std::string_view display_nam
   m += "Content-Transfer-Encoding: base64\r\n";
   m += "\r\n";
 
-  const std::string body = base64(crlf_text(settings.message));
-  for (std::size_t i = 0; i < body.size(); i += base64_line) {
-    m.append(body, i, base64_line);
-    m += "\r\n";
-  }
+  m += base64_lines(crlf_text(settings.message), "\r\n");
   return m;
 }
 

@@ -10,8 +10,11 @@
 #include "yaml_reader.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -260,6 +263,25 @@ ServerConfig load_server_config(const fs::path& file) {
     if (clamd["address"]) c.clamd_address = r.str(clamd["address"], "clamd.address");
   }
   return c;
+}
+
+std::string machine_hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
+  std::string host = name;
+  if (host.find('.') != std::string::npos) return host;
+  addrinfo hints{};
+  hints.ai_flags = AI_CANONNAME;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0 && res) {
+    if (res->ai_canonname && std::strchr(res->ai_canonname, '.')) host = res->ai_canonname;
+    ::freeaddrinfo(res);
+  }
+  return host;
+}
+
+std::string server_hostname(const ServerConfig& config) {
+  return config.hostname.empty() ? machine_hostname() : config.hostname;
 }
 
 } // namespace spool

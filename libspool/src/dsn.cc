@@ -9,6 +9,7 @@
 
 #include "spool/error.h"
 
+#include "mail_text.h"
 #include "text_util.h"
 
 #include <unistd.h>
@@ -21,7 +22,6 @@ namespace spool {
 namespace {
 
 constexpr std::size_t max_line = 998;          // RFC 5322 §2.1.1
-constexpr std::size_t max_host_length = 255;   // RFC 1035 name (or an address literal)
 constexpr std::size_t text_width = 76;         // the human-readable part is wrapped here
 constexpr std::size_t qp_width = 76;           // RFC 2045 §6.7 (5)
 constexpr std::size_t header_read_chunk = 8192;
@@ -29,7 +29,9 @@ constexpr std::size_t header_read_chunk = 8192;
 constexpr const char* continuation_indent = "    ";
 
 using detail::format_date;
+using detail::host_text;
 using detail::random_hex;
+using detail::utf8_ok;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -57,20 +59,6 @@ std::string one_line(std::string_view s, std::size_t max) {
     out += "...";
   }
   while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-// A host name as it may appear in an address, a Message-ID and an mta-name: letters,
-// digits, '.', '-', '_', and for a remote MTA also ':' '[' ']' (address literals);
-// anything else is dropped.
-std::string host_text(std::string_view s, bool address_literal) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() == max_host_length) break;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' || c == '-' || c == '_' ||
-        (address_literal && (c == ':' || c == '[' || c == ']')))
-      out += c;
-  }
   return out;
 }
 
@@ -150,38 +138,10 @@ void append_quoted_printable(std::string& out, std::string_view line) {
   out += '\n';
 }
 
-// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
-// U+10FFFF), so 8-bit headers that are UTF-8 (RFC 6532) can be labelled as such.
-bool utf8_ok(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    // Continuation bytes after the lead byte, its payload, and the smallest code point
-    // that needs this many bytes.
-    const std::size_t n = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 0;
-    if (n == 0) return false;
-    static constexpr std::uint32_t payload_mask[] = {0, 0x1f, 0x0f, 0x07};
-    static constexpr std::uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-    std::uint32_t cp = c & payload_mask[n];
-    if (i + n >= s.size()) return false;  // truncated sequence
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 struct HeaderPart {
   std::string text;
   bool quoted_printable = false;
-  bool utf8 = false;  // 8-bit and valid UTF-8: charset=utf-8
+  bool utf8 = false;  // 8-bit and valid UTF-8 (RFC 6532 headers): charset=utf-8
 };
 
 // The caller's header block as whole lines: CRLF or LF ends, stopped at an empty line

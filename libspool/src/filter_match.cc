@@ -27,15 +27,10 @@ constexpr std::size_t npos = std::string_view::npos;
 
 using detail::ascii_lowered;
 using detail::iequals;
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_line_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
-
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && is_line_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_line_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using detail::is_line_space;
+using detail::is_wsp;
+using detail::trimmed;
+using detail::utf8_sequence;
 
 std::int32_t icu_length(std::size_t n) { return static_cast<std::int32_t>(n); }
 
@@ -51,41 +46,21 @@ std::int32_t icu_length(std::size_t n) { return static_cast<std::int32_t>(n); }
 constexpr char32_t invalid_base = 0x110000;
 constexpr char32_t any_unit = 0xFFFFFFFF; // `?` in a glob
 
-// The unit at text[i] (i < size), advancing i past it. Strict UTF-8 (RFC 3629 §4): no
-// overlong forms, no surrogates, nothing past U+10FFFF.
+// The unit at text[i] (i < size), advancing i past it. Strict UTF-8 (utf8_sequence).
 char32_t next_unit(std::string_view text, std::size_t& i) {
   const auto b0 = static_cast<unsigned char>(text[i]);
-  if (b0 < 0x80) {
+  const std::size_t n = utf8_sequence(text, i);
+  if (n == 0) {
+    ++i;
+    return invalid_base + b0;
+  }
+  if (n == 1) {
     ++i;
     return b0;
   }
-  std::size_t n = 0; // continuation bytes
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 1;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 2;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 3;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  }
-  const auto invalid = [&] {
-    ++i;
-    return invalid_base + b0;
-  };
-  if (n == 0 || i + n >= text.size()) return invalid();
-  const auto b1 = static_cast<unsigned char>(text[i + 1]);
-  if (b1 < lo || b1 > hi) return invalid();
-  char32_t cp = b0 & (0x3Fu >> n);
-  for (std::size_t k = 1; k <= n; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xC0) != 0x80) return invalid();
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  i += n + 1;
+  char32_t cp = b0 & (0x7Fu >> n);  // the lead byte's payload: 5, 4 or 3 bits
+  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3Fu);
+  i += n;
   return cp;
 }
 

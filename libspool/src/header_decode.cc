@@ -19,12 +19,15 @@ namespace {
 // charset name gets a (generous) limit of its own.
 constexpr std::size_t max_charset_length = 64;
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_line_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
-
 using detail::ascii_lower;
+using detail::Base64Stray;
+using detail::base64_decoded;
+using detail::hex_value;
 using detail::iequals;
+using detail::is_line_space;
+using detail::is_wsp;
 using detail::starts_with_field;
+using detail::trimmed;
 
 // RFC 2047 §2: a charset is a token (no specials). Refusing ',' '=' ';' also keeps ICU's
 // "name,option=value" converter syntax out of reach of a message.
@@ -53,13 +56,6 @@ Converter open_converter(const std::string& charset) {
 
 // --- RFC 2047 §4: the two encodings ---
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = ascii_lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 // §4.2: "_" is a space, "=XX" a byte. A stray '=' is kept (lenient, like most readers).
 std::string decode_q(std::string_view text) {
   std::string out;
@@ -72,34 +68,6 @@ std::string decode_q(std::string_view text) {
       i += 2;
     } else {
       out += c;
-    }
-  }
-  return out;
-}
-
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// §4.1: base64; missing padding is tolerated, anything outside the alphabet is not.
-std::optional<std::string> decode_b(std::string_view text) {
-  std::string out;
-  std::uint32_t bits = 0;
-  int nbits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    int v = base64_value(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<std::uint32_t>(v);
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out += static_cast<char>((bits >> nbits) & 0xff);
     }
   }
   return out;
@@ -188,7 +156,8 @@ std::optional<Token> parse_encoded_word(std::string_view text, std::size_t pos, 
   if (encoding == 'q') {
     t.bytes = decode_q(encoded);
   } else {
-    auto b = decode_b(encoded);
+    // §4.1: missing padding is tolerated, anything outside the alphabet is not.
+    auto b = base64_decoded(encoded, Base64Stray::reject);
     if (!b) return std::nullopt;
     t.bytes = std::move(*b);
   }
@@ -316,11 +285,8 @@ std::optional<std::string> header_field(std::string_view head, std::string_view 
         std::size_t next = head.find('\n', end + 1);
         end = next == std::string_view::npos ? head.size() : next;
       }
-      std::string value = unfold_header(head.substr(pos + name.size() + 1, end - pos - name.size() - 1));
-      std::size_t b = 0, e = value.size();
-      while (b < e && is_line_space(value[b])) ++b;
-      while (e > b && is_line_space(value[e - 1])) --e;
-      return value.substr(b, e - b);
+      const std::string value = unfold_header(head.substr(pos + name.size() + 1, end - pos - name.size() - 1));
+      return std::string(trimmed(value));
     }
     if (eol == std::string_view::npos) break;
     pos = eol + 1;

@@ -9,6 +9,7 @@
 
 #include "spool/header_decode.h"
 
+#include "mail_text.h"
 #include "text_util.h"
 
 #include <algorithm>
@@ -23,55 +24,42 @@ constexpr std::size_t max_failed_recipients = 1000;    // per DSN
 constexpr std::size_t max_dsn_address = 998;           // a longer "address" is garbage
 constexpr std::size_t max_subject_bytes = 512;         // post text copied into a Subject
 constexpr std::size_t max_address_bytes = 512;         // an address copied into a field
-constexpr std::size_t max_host_length = 255;
 // The post's header block returned in a refusal, like a DSN's (dsn.h max_dsn_headers).
 constexpr std::size_t max_returned_headers = 64 * 1024;
 constexpr std::size_t max_line = 998;                  // RFC 5322 §2.1.1
-// RFC 2047 §2: a line holding encoded words is at most 76 characters; every field we
-// fold keeps to it. Bodies in base64 use 76-character lines (RFC 2045 §6.8); plain text
-// is wrapped a little shorter so quoting in a reply does not re-wrap it.
-constexpr std::size_t max_header_line = 76;
-constexpr std::size_t base64_line = 76;
+// Plain text is wrapped a little shorter than a header line (mail_text.h) so quoting in a
+// reply does not re-wrap it.
 constexpr std::size_t text_width = 72;
 // UTF-8 bytes per encoded word: 39 bytes → 52 base64 characters → a 64-character word,
 // which fits after "Subject: " on the first line (RFC 2047 §2 allows 75).
 constexpr std::size_t encoded_word_bytes = 39;
 
 using detail::ascii_lowered;
-using detail::base64;
+using detail::Base64Stray;
+using detail::base64_decoded;
+using detail::base64_lines;
+using detail::domain_part;
+using detail::ends_with_ci;
+using detail::FieldWriter;
 using detail::format_date;
+using detail::header_text;
+using detail::hex_value;
+using detail::host_text;
 using detail::iequals;
 using detail::is_ascii;
+using detail::is_line_space;
+using detail::is_wsp;
+using detail::local_part;
+using detail::OtherControls;
 using detail::random_hex;
+using detail::starts_with_ci;
+using detail::trimmed;
+using detail::utf8_ok;
 
 // --- small text helpers ---
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
-
-std::string_view local_part(std::string_view address) {
-  const auto at = address.rfind('@');
-  return at == std::string_view::npos ? address : address.substr(0, at);
-}
-std::string_view domain_part(std::string_view address) {
-  const auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
-}
 
 // Lines of a text without their ends: LF, with a CR before it taken as part of the end
 // (stored mail has LF; a CRLF message must not leave CRs in what we write). A last line
@@ -94,77 +82,12 @@ private:
   std::size_t pos_ = 0;
 };
 
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no
-// surrogates, nothing past U+10FFFF), or 0.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
-  return n;
-}
-
-bool utf8_ok(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-// Text for one header field from outside: valid UTF-8 (bad bytes → U+FFFD), every
-// control (CR and LF included) → a space, runs of spaces collapsed, trimmed, cut to
-// `max_bytes` on a character boundary. Nothing in it can start a new field.
-std::string one_line_text(std::string_view s, std::size_t max_bytes) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    std::string_view piece = n == 0 ? std::string_view("\xEF\xBF\xBD") : s.substr(i, n);
-    i += n == 0 ? 1 : n;
-    if (n == 1 && (static_cast<unsigned char>(piece[0]) <= 0x20 || piece[0] == 0x7f)) {
-      if (!out.empty() && out.back() != ' ') out += ' ';
-      continue;
-    }
-    if (out.size() + piece.size() > max_bytes) break;
-    out += piece;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
 // An address (from the envelope or a post) for a header field or a text: one line,
 // without '<' '>' that would break the angle brackets around it.
 std::string address_text(std::string_view address) {
-  std::string s = one_line_text(address, max_address_bytes);
+  std::string s = header_text(address, max_address_bytes, OtherControls::space);
   s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '<' || c == '>' || c == ' '; }), s.end());
   return s;
-}
-
-std::string host_text(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() == max_host_length) break;
-    if (is_alnum(c) || c == '.' || c == '-' || c == '_') out += c;
-  }
-  return out;
 }
 
 // `line` wrapped at text_width on spaces; a word longer than a line stays whole.
@@ -186,18 +109,6 @@ std::string wrapped(std::string_view line) {
     column += word.size();
   }
   return out + '\n';
-}
-
-// base64 folded into base64_line lines, each ending in LF.
-std::string base64_lines(std::string_view bytes) {
-  const std::string b = base64(bytes);
-  std::string out;
-  out.reserve(b.size() + b.size() / base64_line + 1);
-  for (std::size_t i = 0; i < b.size(); i += base64_line) {
-    out.append(b, i, base64_line);
-    out += '\n';
-  }
-  return out;
 }
 
 // --- header fields as written ---
@@ -240,7 +151,7 @@ std::string unfolded_value(const RawField& f) {
   for (std::size_t i = 0; i < f.lines.size(); ++i) {
     std::string_view piece = f.lines[i];
     if (i == 0) piece.remove_prefix(std::min(piece.size(), f.name.size() + 1));
-    piece = trim(piece);
+    piece = trimmed(piece);
     if (piece.empty()) continue;
     if (!out.empty()) out += ' ';
     out += piece;
@@ -250,60 +161,13 @@ std::string unfolded_value(const RawField& f) {
 
 // The first token of a structured value, lower-cased: "Text/Plain; charset=x" → "text/plain".
 std::string value_keyword(std::string_view value) {
-  value = trim(value);
+  value = trimmed(value);
   std::size_t end = 0;
-  while (end < value.size() && !is_space(value[end]) && value[end] != ';' && value[end] != '(') ++end;
+  while (end < value.size() && !is_line_space(value[end]) && value[end] != ';' && value[end] != '(') ++end;
   return ascii_lowered(value.substr(0, end));
 }
 
-// --- writing header fields ---
-
-// A header field being written, folded at spaces (RFC 5322 §2.2.3) before a line passes
-// `width` (max_header_line unless told). A single word longer than that stays on its line.
-struct FieldWriter {
-  std::string& out;
-  std::size_t width;
-  std::size_t column = 0;
-  bool line_has_word = false;
-
-  FieldWriter(std::string& o, std::string_view name, std::size_t line_width = max_header_line)
-      : out(o), width(line_width) {
-    out += name;
-    out += ':';
-    column = name.size() + 1;
-  }
-  void word(std::string_view w) {
-    if (line_has_word && column + 1 + w.size() > width) {
-      out += '\n';
-      column = 0;
-    }
-    out += ' ';
-    out += w;
-    column += 1 + w.size();
-    line_has_word = true;
-  }
-  void words(std::string_view text) {
-    while (!text.empty()) {
-      const auto space = text.find(' ');
-      if (space != 0) word(text.substr(0, space));
-      text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
-    }
-  }
-  // RFC 2047 B-encoded UTF-8 words; none splits a character (§5: each decodes alone).
-  void encoded_words(std::string_view utf8) {
-    for (std::size_t i = 0; i < utf8.size();) {
-      std::size_t end = i;
-      while (end < utf8.size()) {
-        const std::size_t n = std::max<std::size_t>(1, utf8_sequence(utf8, end));
-        if (end + n - i > encoded_word_bytes) break;
-        end += n;
-      }
-      word("=?UTF-8?B?" + base64(utf8.substr(i, end - i)) + "?=");
-      i = end;
-    }
-  }
-  void end() { out += '\n'; }
-};
+// --- writing header fields (FieldWriter: mail_text.h) ---
 
 // A field of the post that we rewrote (the tagged Subject), kept on one line as the
 // post's readers expect; only past RFC 5322's 998 characters is it folded at spaces. The
@@ -315,17 +179,19 @@ void append_post_field(std::string& out, std::string_view name, std::string valu
     out.append(name).append(": ").append(value) += '\n';
     return;
   }
-  FieldWriter w(out, name, max_line);
+  FieldWriter w(out, "\n", max_line);
+  w.start(name);
   w.words(value);
   w.end();
 }
 
 // Subject of a mail we write: `text` (one line of valid UTF-8) as is when ASCII, else
-// as encoded words, so any script survives any relay.
+// as encoded words of encoded_word_bytes at most, so any script survives any relay.
 void append_subject(std::string& m, std::string_view text) {
-  FieldWriter w(m, "Subject");
+  FieldWriter w(m, "\n");
+  w.start("Subject");
   if (is_ascii(text)) w.words(text);
-  else w.encoded_words(text);
+  else w.encoded_words(text, encoded_word_bytes);
   w.end();
 }
 
@@ -347,7 +213,7 @@ void append_common_fields(std::string& m, const ListMailContext& c, std::string_
   m += "Auto-Submitted: ";
   m += auto_submitted;
   m += "\n";
-  m += "X-ML-Name: " + one_line_text(local_part(c.list_address), max_address_bytes) + "\n";
+  m += "X-ML-Name: " + header_text(local_part(c.list_address), max_address_bytes, OtherControls::space) + "\n";
 }
 
 // A text/plain part (or a single-part body): its fields, the empty line, the text.
@@ -355,7 +221,7 @@ void append_common_fields(std::string& m, const ListMailContext& c, std::string_
 std::string text_part(std::string_view text) {
   std::string p = "Content-Type: text/plain; charset=UTF-8\n";
   if (is_ascii(text)) return p + "Content-Transfer-Encoding: 7bit\n\n" + std::string(text);
-  return p + "Content-Transfer-Encoding: base64\n\n" + base64_lines(text);
+  return p + "Content-Transfer-Encoding: base64\n\n" + base64_lines(text, "\n");
 }
 
 // A random MIME boundary not found in any part (RFC 2046 §5.1.1). A base64 part can
@@ -414,7 +280,7 @@ std::string returned_headers_part(std::string_view original_headers) {
   std::string p = "Content-Type: text/rfc822-headers";
   if (plain) return p + "\nContent-Transfer-Encoding: 7bit\n\n" + text + "\n";
   if (utf8_ok(text)) p += "; charset=UTF-8";
-  return p + "\nContent-Transfer-Encoding: base64\n\n" + base64_lines(text);
+  return p + "\nContent-Transfer-Encoding: base64\n\n" + base64_lines(text, "\n");
 }
 
 // --- the Subject tag ---
@@ -518,12 +384,6 @@ bool one_line_text_body(std::string_view text) {
   return true;
 }
 
-int hex_value(char c) {
-  if (is_digit(c)) return c - '0';
-  c = detail::ascii_lower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 // RFC 2045 §6.7: "=XX" a byte, "=" at a line end a soft break; a stray '=' is kept.
 std::string decode_quoted_printable(std::string_view s) {
   std::string out;
@@ -547,35 +407,6 @@ std::string decode_quoted_printable(std::string_view s) {
   return out;
 }
 
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (is_digit(c)) return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// RFC 2045 §6.8: characters outside the alphabet (line breaks) are ignored; '=' ends it.
-std::string decode_base64(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() / 4 * 3);
-  std::uint32_t bits = 0;
-  int nbits = 0;
-  for (char c : s) {
-    if (c == '=') break;
-    const int v = base64_value(c);
-    if (v < 0) continue;
-    bits = (bits << 6) | static_cast<std::uint32_t>(v);
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out += static_cast<char>((bits >> nbits) & 0xff);
-    }
-  }
-  return out;
-}
-
 // --- delivery-status notifications ---
 
 // "Content-Type: message/delivery-status" (RFC 3464 §2.1; or the RFC 6533 global form),
@@ -590,10 +421,10 @@ bool delivery_status_type(std::string_view line) {
 std::optional<std::string> recipient_address(std::string_view value) {
   const auto semi = value.find(';');
   if (semi == std::string_view::npos) return std::nullopt;
-  const std::string_view type = trim(value.substr(0, semi));
+  const std::string_view type = trimmed(value.substr(0, semi));
   if (!iequals(type, "rfc822") && !iequals(type, "utf-8")) return std::nullopt;
-  std::string_view addr = trim(value.substr(semi + 1));
-  if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = trim(addr.substr(1, addr.size() - 2));
+  std::string_view addr = trimmed(value.substr(semi + 1));
+  if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = trimmed(addr.substr(1, addr.size() - 2));
   if (addr.empty() || addr.size() > max_dsn_address) return std::nullopt;
   return std::string(addr);
 }
@@ -697,7 +528,7 @@ std::optional<std::string> first_address(std::string_view value) {
     } else if (in_angle) {
       if (c == '>') in_angle = false;
       else if (c == ':') angle.clear();  // obsolete route "<@a,@b:user@c>" (§4.4)
-      else if (!is_space(c)) angle += c;
+      else if (!is_line_space(c)) angle += c;
     } else if (c == '<') {
       in_angle = has_angle = true;
       angle.clear();
@@ -705,7 +536,7 @@ std::optional<std::string> first_address(std::string_view value) {
       if (auto a = take()) return a;
     } else if (c == ':') {
       bare.clear();  // a group's display name
-    } else if (!is_space(c)) {
+    } else if (!is_line_space(c)) {
       bare += c;
     }
   }
@@ -713,9 +544,9 @@ std::optional<std::string> first_address(std::string_view value) {
 }
 
 bool is_system_poster(std::string_view address) {
-  std::string_view a = trim(address);
+  std::string_view a = trimmed(address);
   if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
-  const std::string_view local = trim(local_part(a));
+  const std::string_view local = trimmed(local_part(a));
   if (local.empty()) return true;  // the null sender: never answered (RFC 5321 §4.5.5)
   for (std::string_view name : {"root", "postmaster", "MAILER-DAEMON", "msgs", "nobody", "news", "majordomo",
                                 "listserv", "listproc"})
@@ -734,7 +565,7 @@ bool is_one_line_body(std::string_view message) {
     return false;  // multipart and everything else: not a command someone typed
   const std::string cte = value_keyword(header_value(head, "Content-Transfer-Encoding").value_or(""));
   if (cte.empty() || cte == "7bit" || cte == "8bit" || cte == "binary") return one_line_text_body(body);
-  if (cte == "base64") return one_line_text_body(decode_base64(body));
+  if (cte == "base64") return one_line_text_body(*base64_decoded(body, Base64Stray::skip));
   if (cte == "quoted-printable") return one_line_text_body(decode_quoted_printable(body));
   return false;  // an encoding we cannot read: do not refuse what we cannot see
 }
@@ -772,7 +603,7 @@ std::string tag_subject(std::string_view subject_value, std::string_view format,
     return rest;
   }
   const std::string tag = format_subject_tag(format, list_name, seq);
-  const std::string_view kept = trim(rest);
+  const std::string_view kept = trimmed(rest);
   return kept.empty() ? tag : tag + " " + std::string(kept);
 }
 
@@ -875,7 +706,7 @@ std::string kb_up(std::uint64_t bytes) { return std::to_string(bytes / 1024 + (b
 std::string kb_down(std::uint64_t bytes) { return std::to_string(bytes / 1024) + " KB"; }
 
 std::string list_name_of(const ListMailContext& c) {
-  return one_line_text(local_part(c.list_address), max_address_bytes);
+  return header_text(local_part(c.list_address), max_address_bytes, OtherControls::space);
 }
 
 // The ID `mh-list approve` takes: the TOKEN of LIST+confirm-TOKEN@DOMAIN.
@@ -907,7 +738,7 @@ std::string moderation_subject(std::string_view list, std::string_view post) {
   const std::string raw = header_value(post, "Subject").value_or("");
   const bool printable = std::all_of(raw.begin(), raw.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
   const std::string theirs = printable ? raw : decode_header_value(raw);
-  return one_line_text("[" + std::string(list) + "] approval needed: " + theirs, max_subject_bytes);
+  return header_text("[" + std::string(list) + "] approval needed: " + theirs, max_subject_bytes, OtherControls::space);
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 
 #include "dir_entries.h"
 #include "file_io.h"
+#include "spool_dirs.h"
 #include "text_util.h"
 #include "yaml_reader.h"
 
@@ -47,27 +48,11 @@ constexpr int archive_seq_digits = 8;
 // The files a list's writers replace under the list lock (their temp leftovers are swept).
 constexpr const char* list_state_files[] = {"list.yaml", "members", "bounces", "posters", "seq"};
 
-// --- small helpers shared with accounts.cc's way of doing things ---
-
-void make_dir(const fs::path& p, mode_t mode = 0750) {
-  if (::mkdir(p.c_str(), mode) != 0) throw_errno("cannot create directory", p, errno);
-}
-
-// Missing is "no"; any other failure (EACCES...) is an error, not "no such list".
-bool is_directory_nofollow(const fs::path& p) {
-  struct stat st;
-  if (::lstat(p.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw_errno("cannot inspect", p, errno);
-  }
-  return S_ISDIR(st.st_mode);
-}
-
-void require_domain(const Layout& layout, const Domain& domain) {
-  layout.verify_no_symlinks(layout.domain_config(domain));
-  if (!is_directory_nofollow(layout.domain_dir(domain)))
-    throw Error(Errc::no_domain, "no such domain: " + domain.str());
-}
+using detail::is_directory_nofollow;
+using detail::make_dir;
+using detail::printable;
+using detail::require_domain;
+using detail::sweep_leftovers;
 
 void require_list(const Layout& layout, const Address& list) {
   require_domain(layout, list.domain());
@@ -84,42 +69,10 @@ FileLock lock_list(const Layout& layout, const Address& list) {
   return lock;
 }
 
-// Removes ".new-*" / ".deleted-*" directories of a crashed create/delete. Callers hold
-// the domain lock, which every creator and deleter of a list holds.
-void sweep_leftovers(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(".new-", 0) == 0 || name.rfind(".deleted-", 0) == 0) fs::remove_all(entry.path(), ec);
-  }
-}
-
 // Temp files of writers killed between create and rename (".members.tmp.<pid>…").
 // Callers hold the list lock. Done at admin operations only, never per post.
 void sweep_temp_files(const fs::path& list_dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(list_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    for (const char* file : list_state_files)
-      if (name.rfind("." + std::string(file) + ".tmp.", 0) == 0) fs::remove(entry.path(), ec);
-  }
-}
-
-// Shows text from a file or the user safely in a message: controls as \xNN, cut at 80.
-std::string shown(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (out.size() > 80) out = out.substr(0, 77) + "...";
-  return out;
+  for (const char* file : list_state_files) detail::sweep_temp_files(list_dir / file);
 }
 
 [[noreturn]] void fail_line(const fs::path& file, std::size_t line, const std::string& what) {
@@ -158,9 +111,11 @@ void for_each_line(std::string_view text, Each each) {
   }
 }
 
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+// `s` without spaces and tabs at either end (unlike detail::trimmed, a CR stays: the
+// one before LF is gone already, see for_each_line, and any other is part of the line).
+std::string_view wsp_trimmed(std::string_view s) {
+  while (!s.empty() && detail::is_wsp(s.front())) s.remove_prefix(1);
+  while (!s.empty() && detail::is_wsp(s.back())) s.remove_suffix(1);
   return s;
 }
 
@@ -174,6 +129,18 @@ std::vector<std::string_view> fields_of(std::string_view line) {
     if (i > start) out.push_back(line.substr(start, i - start));
   }
   return out;
+}
+
+// Calls each(line number, fields) for every line of a small state file (bounces,
+// posters) that is not blank; fields are separated by spaces. A missing file has none.
+template <class Each>
+void for_each_record(const Layout& layout, const fs::path& file, Each each) {
+  const auto text = read_limited(layout, file, small_file_limit);
+  if (!text) return;
+  for_each_line(*text, [&](std::size_t number, std::string_view line) {
+    const auto fields = fields_of(line);
+    if (!fields.empty()) each(number, fields);
+  });
 }
 
 // Decimal digits only (no sign, at most 18 digits: no overflow of int64).
@@ -212,7 +179,7 @@ std::optional<std::string> subject_tag_problem(std::string_view tag) {
   if (tag.size() > max_subject_tag_length)
     return "subject tag is longer than " + std::to_string(max_subject_tag_length) + " characters";
   for (unsigned char c : tag)
-    if (c < 0x20 || c == 0x7f) return "subject tag '" + shown(tag) + "' contains a control character";
+    if (c < 0x20 || c == 0x7f) return "subject tag '" + printable(tag) + "' contains a control character";
   for (std::size_t i = 0; i < tag.size(); ++i) {
     if (tag[i] == '{') {
       const std::string_view rest = tag.substr(i);
@@ -226,10 +193,10 @@ std::optional<std::string> subject_tag_problem(std::string_view tag) {
       }
       const auto close = rest.find('}');
       const std::string what = std::string(close == std::string_view::npos ? rest.substr(0, 1) : rest.substr(0, close + 1));
-      return "subject tag '" + shown(tag) + "' has an unknown placeholder '" + shown(what) +
+      return "subject tag '" + printable(tag) + "' has an unknown placeholder '" + printable(what) +
              "' (only {list} and {seq})";
     }
-    if (tag[i] == '}') return "subject tag '" + shown(tag) + "' has a '}' outside {list} and {seq}";
+    if (tag[i] == '}') return "subject tag '" + printable(tag) + "' has a '}' outside {list} and {seq}";
   }
   return std::nullopt;
 }
@@ -256,12 +223,12 @@ std::optional<std::string> confirm_expiry_problem(std::chrono::seconds expiry) {
 }
 
 std::optional<std::string> admin_problem(const std::string& admin) {
-  if (!admin.empty() && !normalize_list_address(admin)) return "admin '" + shown(admin) + "' is not an address";
+  if (!admin.empty() && !normalize_list_address(admin)) return "admin '" + printable(admin) + "' is not an address";
   return std::nullopt;
 }
 
 std::optional<std::string> moderator_problem(const std::string& moderator) {
-  if (!normalize_list_address(moderator)) return "moderator '" + shown(moderator) + "' is not an address";
+  if (!normalize_list_address(moderator)) return "moderator '" + printable(moderator) + "' is not an address";
   return std::nullopt;
 }
 
@@ -269,7 +236,8 @@ std::optional<std::string> moderator_problem(const std::string& moderator) {
 std::pair<std::uint32_t, std::chrono::seconds> parse_bomb(std::string_view text) {
   const auto slash = text.find('/');
   const auto posts = slash == std::string_view::npos || slash > 10 ? std::nullopt : parse_count(text.substr(0, slash));
-  if (!posts) throw Error(Errc::invalid_input, "invalid bomb rule '" + shown(text) + "': expected POSTS/AGE like 3/5m");
+  if (!posts)
+    throw Error(Errc::invalid_input, "invalid bomb rule '" + printable(text) + "': expected POSTS/AGE like 3/5m");
   return {static_cast<std::uint32_t>(std::min<std::int64_t>(*posts, 0xffffffff)), parse_age(text.substr(slash + 1))};
 }
 
@@ -409,10 +377,10 @@ Members read_members_file(const Layout& layout, const fs::path& file) {
   const auto text = read_limited(layout, file, members_file_limit);
   if (!text) return m;
   for_each_line(*text, [&](std::size_t number, std::string_view raw) {
-    const std::string_view line = trimmed(raw);
+    const std::string_view line = wsp_trimmed(raw);
     if (line.empty() || line.front() == '#') return;
     auto address = normalize_list_address(line);
-    if (!address) fail_line(file, number, "not an address: '" + shown(line) + "'");
+    if (!address) fail_line(file, number, "not an address: '" + printable(line) + "'");
     if (m.keys.insert(list_key(*address)).second) m.addresses.push_back(std::move(*address));
   });
   return m;
@@ -439,14 +407,10 @@ using Bounces = std::map<std::string, BounceRecord>;  // by list_key: a stable f
 
 Bounces read_bounces(const Layout& layout, const fs::path& file) {
   Bounces out;
-  const auto text = read_limited(layout, file, small_file_limit);
-  if (!text) return out;
-  for_each_line(*text, [&](std::size_t number, std::string_view line) {
-    const auto fields = fields_of(line);
-    if (fields.empty()) return;
+  for_each_record(layout, file, [&](std::size_t number, const std::vector<std::string_view>& fields) {
     BounceRecord rec;
     auto address = normalize_list_address(fields[0]);
-    if (!address) fail_line(file, number, "not an address: '" + shown(fields[0]) + "'");
+    if (!address) fail_line(file, number, "not an address: '" + printable(fields[0]) + "'");
     rec.address = *address;
     if (fields.size() >= 2 && fields[1] == "disabled") {
       const auto since = fields.size() == 3 ? parse_count(fields[2]) : std::nullopt;
@@ -457,13 +421,13 @@ Bounces read_bounces(const Layout& layout, const fs::path& file) {
       if (fields.size() < 2) fail_line(file, number, "expected 'ADDRESS TIME…'");
       for (std::size_t i = 1; i < fields.size(); ++i) {
         const auto t = parse_count(fields[i]);
-        if (!t) fail_line(file, number, "expected a time (unix seconds), got '" + shown(fields[i]) + "'");
+        if (!t) fail_line(file, number, "expected a time (unix seconds), got '" + printable(fields[i]) + "'");
         if (!rec.times.empty() && *t < rec.times.back()) fail_line(file, number, "times are not in ascending order");
         rec.times.push_back(*t);
       }
     }
     if (!out.emplace(list_key(rec.address), std::move(rec)).second)
-      fail_line(file, number, "a second line for " + shown(fields[0]));
+      fail_line(file, number, "a second line for " + printable(fields[0]));
   });
   return out;
 }
@@ -499,23 +463,19 @@ using Posters = std::map<std::string, PosterRecord>;
 
 Posters read_posters(const Layout& layout, const fs::path& file) {
   Posters out;
-  const auto text = read_limited(layout, file, small_file_limit);
-  if (!text) return out;
-  for_each_line(*text, [&](std::size_t number, std::string_view line) {
-    const auto fields = fields_of(line);
-    if (fields.empty()) return;
+  for_each_record(layout, file, [&](std::size_t number, const std::vector<std::string_view>& fields) {
     const auto blocked = fields.size() >= 2 ? parse_count(fields[1]) : std::nullopt;
     if (!blocked) fail_line(file, number, "expected 'ADDRESS BLOCKED-UNTIL TIME…'");
     PosterRecord rec;
     rec.blocked_until = *blocked;
     for (std::size_t i = 2; i < fields.size(); ++i) {
       const auto t = parse_count(fields[i]);
-      if (!t) fail_line(file, number, "expected a time (unix seconds), got '" + shown(fields[i]) + "'");
+      if (!t) fail_line(file, number, "expected a time (unix seconds), got '" + printable(fields[i]) + "'");
       rec.times.push_back(*t);
     }
     std::sort(rec.times.begin(), rec.times.end());
     if (!out.emplace(std::string(fields[0]), std::move(rec)).second)
-      fail_line(file, number, "a second line for " + shown(fields[0]));
+      fail_line(file, number, "a second line for " + printable(fields[0]));
   });
   return out;
 }
@@ -562,7 +522,7 @@ std::uint64_t read_sequence(const Layout& layout, const fs::path& file) {
   std::string_view line = *text;
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   const auto n = parse_count(line);
-  if (!n) fail_line(file, 1, "expected the last sequence number, got '" + shown(line) + "'");
+  if (!n) fail_line(file, 1, "expected the last sequence number, got '" + printable(line) + "'");
   return static_cast<std::uint64_t>(*n);
 }
 
@@ -591,18 +551,18 @@ void read_header_fields(std::string_view header, ArchivedPost& post) {
   for_each_line(header, [&](std::size_t, std::string_view line) {
     if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
       if (current) {
-        const std::string_view more = trimmed(line);
+        const std::string_view more = wsp_trimmed(line);
         if (!more.empty()) (current->empty() ? *current : (*current += ' ')) += more;
       }
       return;
     }
     current = nullptr;
     if (!have_subject && detail::starts_with_field(line, "Subject")) {
-      post.subject = std::string(trimmed(line.substr(8)));
+      post.subject = std::string(wsp_trimmed(line.substr(8)));
       current = &post.subject;
       have_subject = true;
     } else if (!have_from && detail::starts_with_field(line, "From")) {
-      post.from = std::string(trimmed(line.substr(5)));
+      post.from = std::string(wsp_trimmed(line.substr(5)));
       current = &post.from;
       have_from = true;
     }
@@ -650,7 +610,7 @@ PendingItem parse_pending(const fs::path& file, const std::string& text, std::st
   const auto number = [&](const YAML::Node& n, const char* key) {
     const std::string s = r.str(n, key);
     const auto v = parse_count(s);
-    if (!v) r.fail(n, key, "expected a number, got '" + shown(s) + "'");
+    if (!v) r.fail(n, key, "expected a number, got '" + printable(s) + "'");
     return *v;
   };
   PendingItem item;
@@ -667,6 +627,21 @@ PendingItem parse_pending(const fs::path& file, const std::string& text, std::st
   return item;
 }
 
+// Calls each(canonical address) for every input that is an address; the others are
+// counted in result.invalid, and the first max_invalid_kept kept to be shown.
+template <class Each>
+void for_each_address(const std::vector<std::string>& inputs, MemberChange& result, Each each) {
+  for (const std::string& input : inputs) {
+    auto address = normalize_list_address(input);
+    if (!address) {
+      ++result.invalid;
+      if (result.invalid_inputs.size() < max_invalid_kept) result.invalid_inputs.push_back(input);
+      continue;
+    }
+    each(std::move(*address));
+  }
+}
+
 template <class Change>
 MemberChange change_moderators(const Layout& layout, const Address& list, const std::vector<std::string>& addresses,
                                Change change) {
@@ -674,15 +649,7 @@ MemberChange change_moderators(const Layout& layout, const Address& list, const 
   update_list(layout, list, [&](ListConfig& c) {
     std::unordered_set<std::string> keys;
     for (const std::string& m : c.moderators) keys.insert(list_key(m));
-    for (const std::string& input : addresses) {
-      auto address = normalize_list_address(input);
-      if (!address) {
-        ++result.invalid;
-        if (result.invalid_inputs.size() < max_invalid_kept) result.invalid_inputs.push_back(input);
-        continue;
-      }
-      change(c, keys, *address, result);
-    }
+    for_each_address(addresses, result, [&](const std::string& address) { change(c, keys, address, result); });
   });
   return result;
 }
@@ -704,7 +671,7 @@ ListPolicy parse_policy(std::string_view text) {
   for (ListPolicy p : {ListPolicy::members, ListPolicy::anyone, ListPolicy::moderators})
     if (text == policy_name(p)) return p;
   throw Error(Errc::invalid_input,
-              "invalid policy '" + shown(text) + "': expected 'members', 'anyone' or 'moderators'");
+              "invalid policy '" + printable(text) + "': expected 'members', 'anyone' or 'moderators'");
 }
 
 std::optional<std::string> list_config_problem(const ListConfig& c) {
@@ -803,13 +770,7 @@ void delete_list(const Layout& layout, const Address& list, bool force) {
       throw Error(Errc::other,
                   "list " + list.str() + " still holds archived posts; use --force to delete it with its archive");
   }
-  const fs::path dir = layout.list_dir(list);
-  const fs::path doomed = dir.parent_path() / (".deleted-" + list.local().str() + unique_suffix());
-  if (::rename(dir.c_str(), doomed.c_str()) != 0) throw_errno("cannot remove", dir, errno);
-  fsync_directory(dir.parent_path());
-  std::error_code ec;
-  fs::remove_all(doomed, ec);
-  if (ec) throw Error(Errc::other, "cannot remove " + doomed.string() + ": " + ec.message());
+  detail::remove_tree_atomically(layout.list_dir(list));
 }
 
 ListConfig read_list(const Layout& layout, const Address& list) {
@@ -860,14 +821,8 @@ MemberChange add_members(const Layout& layout, const Address& list, const std::v
   Bounces bounces = read_bounces(layout, layout.list_bounces(list));
   MemberChange result;
   bool bounces_changed = false;
-  for (const std::string& input : addresses) {
-    auto address = normalize_list_address(input);
-    if (!address) {
-      ++result.invalid;
-      if (result.invalid_inputs.size() < max_invalid_kept) result.invalid_inputs.push_back(input);
-      continue;
-    }
-    std::string key = list_key(*address);
+  for_each_address(addresses, result, [&](std::string address) {
+    std::string key = list_key(address);
     if (members.keys.count(key)) {
       // Subscribing again is how an administrator re-enables a bounced member.
       auto it = bounces.find(key);
@@ -878,12 +833,12 @@ MemberChange add_members(const Layout& layout, const Address& list, const std::v
       } else {
         ++result.already;
       }
-      continue;
+      return;
     }
     members.keys.insert(std::move(key));
-    members.addresses.push_back(std::move(*address));
+    members.addresses.push_back(std::move(address));
     ++result.added;
-  }
+  });
   sweep_temp_files(layout.list_dir(list));
   if (result.added > 0) write_members_file(layout, layout.list_members(list), members.addresses);
   if (bounces_changed) write_bounces(layout, layout.list_bounces(list), bounces);
@@ -897,22 +852,16 @@ MemberChange remove_members(const Layout& layout, const Address& list, const std
   MemberChange result;
   std::unordered_set<std::string> removed;
   bool bounces_changed = false;
-  for (const std::string& input : addresses) {
-    auto address = normalize_list_address(input);
-    if (!address) {
-      ++result.invalid;
-      if (result.invalid_inputs.size() < max_invalid_kept) result.invalid_inputs.push_back(input);
-      continue;
-    }
-    std::string key = list_key(*address);
+  for_each_address(addresses, result, [&](const std::string& address) {
+    std::string key = list_key(address);
     if (!members.keys.count(key) || removed.count(key)) {
       ++result.absent;
-      continue;
+      return;
     }
     bounces_changed = bounces.erase(key) > 0 || bounces_changed;
     removed.insert(std::move(key));
     ++result.added;  // the removed count (MemberChange)
-  }
+  });
   sweep_temp_files(layout.list_dir(list));
   if (!removed.empty()) {
     std::vector<std::string> kept;
@@ -1118,7 +1067,7 @@ std::optional<PendingItem> read_pending(const Layout& layout, const Address& lis
 
 void write_pending(const Layout& layout, const Address& list, const PendingItem& item) {
   if (!pending_id_ok(item.id))
-    throw Error(Errc::invalid_input, "invalid pending id '" + shown(item.id) + "': expected 20 hex digits");
+    throw Error(Errc::invalid_input, "invalid pending id '" + printable(item.id) + "': expected 20 hex digits");
   require_list(layout, list);
   const fs::path dir = layout.list_pending(list);
   layout.verify_no_symlinks(dir);

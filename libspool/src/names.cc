@@ -4,6 +4,7 @@
 #include "spool/error.h"
 
 #include "icu_runtime.h"
+#include "text_util.h"
 
 #include <memory>
 
@@ -13,29 +14,8 @@ namespace {
 bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_symbol(char c) { return c == '.' || c == '-' || c == '_'; }
 
-std::string fold_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-// Shows a rejected input safely in an error message: control bytes and NUL as \xNN.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      static const char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (out.size() > 80) out = out.substr(0, 77) + "...";
-  return out;
-}
+using detail::ascii_lowered;
+using detail::printable;
 
 struct UidnaCloser {
   void operator()(UIDNA* p) const { detail::icu().close_uts46(p); }
@@ -97,7 +77,7 @@ std::optional<std::string> local_part_problem(std::string_view name) {
 }
 
 LocalPart LocalPart::parse(std::string_view input) {
-  std::string folded = fold_ascii(input);
+  std::string folded = ascii_lowered(input);
   if (auto why = local_part_problem(folded))
     throw Error(Errc::invalid_input, "invalid name '" + printable(input) + "': " + *why);
   return LocalPart(std::move(folded));
@@ -118,7 +98,7 @@ Domain Domain::parse(std::string_view input) {
   for (unsigned char c : in) ascii = ascii && c < 0x80;
   std::string result;
   if (ascii) {
-    result = fold_ascii(in);
+    result = ascii_lowered(in);
   } else {
     char buf[512];
     UErrorCode status = U_ZERO_ERROR;
@@ -128,7 +108,7 @@ Domain Domain::parse(std::string_view input) {
     if (U_FAILURE(status) || info.errors != 0 || n <= 0 || n >= static_cast<int32_t>(sizeof buf))
       throw reject("not a valid internationalized domain name");
     result.assign(buf, static_cast<std::size_t>(n));
-    result = fold_ascii(result);
+    result = ascii_lowered(result);
   }
   if (auto why = ldh_problem(result)) throw reject(*why);
   // An ASCII name with xn-- labels must decode, or it is not a real A-label.

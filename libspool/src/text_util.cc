@@ -1,5 +1,6 @@
-// text_util.cc — the helpers of text_util.h that ask the system: the clock, gmtime and
-// the kernel's random pool.
+// text_util.cc — the helpers of text_util.h too long to inline (base64 decoding, text
+// for error messages) and those that ask the system: the clock, gmtime and the kernel's
+// random pool.
 #include "text_util.h"
 
 #include <sys/random.h>
@@ -9,6 +10,56 @@
 #include <ctime>
 
 namespace spool::detail {
+namespace {
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+} // namespace
+
+std::optional<std::string> base64_decoded(std::string_view text, Base64Stray stray) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t bits = 0;
+  int nbits = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    const int v = base64_value(c);
+    if (v < 0) {
+      if (stray == Base64Stray::reject) return std::nullopt;
+      continue;
+    }
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out += static_cast<char>((bits >> nbits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string printable(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (out.size() > 80) out = out.substr(0, 77) + "...";
+  return out;
+}
 
 std::string format_date(std::int64_t unix_seconds) {
   static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};

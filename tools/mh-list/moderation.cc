@@ -2,7 +2,7 @@
 // requests waiting for a confirmation (lists/<name>/pending/). Listing only reads;
 // approve/reject go through list_mail.h, which queues the approved post (or removes the
 // member) and writes the poster's notice. Those mails need a host name for their
-// Message-ID: mailhost.yaml's `hostname`, else the machine's name, as mh-serve uses.
+// Message-ID: spool::server_hostname(), the name mh-serve uses.
 #include "commands.h"
 #include "common/output.h"
 
@@ -12,10 +12,6 @@
 #include <spool/list_mail.h>
 #include <spool/units.h>
 
-#include <netdb.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <memory>
 
 namespace mh::list {
@@ -25,27 +21,6 @@ struct ModerationOptions {
   std::string list;
   std::string id;
 };
-
-// The machine's name, fully qualified when the resolver knows it (mh-serve's default).
-std::string machine_hostname() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
-  std::string host = name;
-  if (host.find('.') != std::string::npos) return host;
-  addrinfo hints{};
-  hints.ai_flags = AI_CANONNAME;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0 && res) {
-    if (res->ai_canonname && std::strchr(res->ai_canonname, '.')) host = res->ai_canonname;
-    ::freeaddrinfo(res);
-  }
-  return host;
-}
-
-std::string server_hostname(const spool::Layout& layout) {
-  const spool::ServerConfig config = spool::load_server_config(layout.server_config());
-  return config.hostname.empty() ? machine_hostname() : config.hostname;
-}
 
 std::string kind_name(spool::PendingItem::Kind k) {
   return k == spool::PendingItem::Kind::post ? "post" : "unsubscribe";
@@ -89,7 +64,7 @@ Result run_decide(const Tool& tool, const ModerationOptions& o, bool approve) {
   if (!spool::read_pending(layout, list, o.id))
     throw spool::Error(spool::Errc::no_account, "no pending item " + o.id + " for " + list.str() +
                                                     " (already decided or expired? see mh-list pending)");
-  const std::string hostname = server_hostname(layout);
+  const std::string hostname = spool::server_hostname(spool::load_server_config(layout.server_config()));
   const std::string done = approve ? spool::approve_pending(layout, list, o.id, hostname, unix_now())
                                    : spool::reject_pending(layout, list, o.id, hostname, unix_now());
   Result r;

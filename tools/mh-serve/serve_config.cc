@@ -5,32 +5,13 @@
 #include <spool/names.h>
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstring>
 
 namespace mh::serve {
 namespace {
-
-// The machine's name, fully qualified when the resolver knows it (SPEC §8 default).
-std::string machine_hostname() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
-  std::string host = name;
-  if (host.find('.') != std::string::npos) return host;
-  addrinfo hints{};
-  hints.ai_flags = AI_CANONNAME;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0 && res) {
-    if (res->ai_canonname && std::strchr(res->ai_canonname, '.')) host = res->ai_canonname;
-    ::freeaddrinfo(res);
-  }
-  return host;
-}
 
 struct ServiceInfo {
   Service service;
@@ -107,7 +88,7 @@ std::vector<Endpoint> parse_endpoint(std::string_view text) {
 Settings load_settings(const spool::Layout& layout, bool privileged) {
   Settings s;
   s.config = spool::load_server_config(layout.server_config());
-  s.hostname = s.config.hostname.empty() ? machine_hostname() : s.config.hostname;
+  s.hostname = spool::server_hostname(s.config);
   for (char c : s.hostname)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'))
       bad_config(layout, s.config, "hostname", "'" + s.hostname + "' is not a host name");

@@ -84,4 +84,11 @@ void save_account_config(const std::filesystem::path& file, const AccountConfig&
 // A missing mailhost.yaml means all defaults.
 ServerConfig load_server_config(const std::filesystem::path& file);
 
+// The machine's name, fully qualified when the resolver knows it (SPEC §8 default);
+// "localhost" when it has none.
+std::string machine_hostname();
+// The name the server goes by (SMTP greeting, Message-IDs): mailhost.yaml's `hostname`,
+// else machine_hostname(). Not checked here: mh-serve refuses a bad one at start.
+std::string server_hostname(const ServerConfig& config);
+
 } // namespace spool
