@@ -91,6 +91,17 @@ Post read_post(const QueuedMail& mail) {
   return p;
 }
 
+// Calls `each` with the bytes [from, end) of the file in 64 KiB pieces.
+template <class Each>
+void for_each_chunk(int fd, std::uint64_t from, std::uint64_t end, Each&& each) {
+  while (from < end) {
+    const std::string chunk = read_range(fd, from, static_cast<std::size_t>(std::min<std::uint64_t>(end - from, 64 * 1024)));
+    if (chunk.empty()) return;
+    each(std::string_view(chunk));
+    from += chunk.size();
+  }
+}
+
 std::string read_whole(const QueuedMail& mail, std::uint64_t from) {
   return read_range(mail.fd, from, static_cast<std::size_t>(mail.size > from ? mail.size - from : 0));
 }
@@ -202,23 +213,19 @@ std::optional<Address> local_account(const Layout& layout, std::string_view memb
   return std::nullopt;
 }
 
-// The count of LFs not preceded by CR: what ",W=" adds to the size.
+// The count of LFs not preceded by CR: what ",W=" adds to the size. Only a resumed
+// distribution needs it; a fresh one has it from writing the archive copy.
 std::uint64_t bare_lfs(const fs::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open", file, errno);
+  struct stat st;
+  const detail::Fd fd = detail::open_regular_for_reading(file, st);
   std::uint64_t n = 0;
   char prev = '\0';
-  std::string buf(64 * 1024, '\0');
-  for (;;) {
-    const ssize_t got = ::read(fd, buf.data(), buf.size());
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    for (ssize_t i = 0; i < got; ++i) {
-      if (buf[static_cast<std::size_t>(i)] == '\n' && prev != '\r') ++n;
-      prev = buf[static_cast<std::size_t>(i)];
+  for_each_chunk(fd.get(), 0, static_cast<std::uint64_t>(st.st_size), [&](std::string_view chunk) {
+    for (char c : chunk) {
+      if (c == '\n' && prev != '\r') ++n;
+      prev = c;
     }
-  }
-  ::close(fd);
+  });
   return n;
 }
 
@@ -232,18 +239,19 @@ public:
     Job job = start();
     const fs::path archived = layout_.list_archive(list_) / "new" / seq_name(job.seq);
     struct stat st;
+    std::optional<std::uint64_t> wire;
     if (::lstat(archived.c_str(), &st) != 0) {
-      if (auto refused = archive(job, archived)) return *refused;
+      if (auto refused = archive(job, archived, wire)) return *refused;
       if (::lstat(archived.c_str(), &st) != 0) throw_errno("cannot stat", archived, errno);
     }
     if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, archived.string() + ": not a regular file");
     const auto size = static_cast<std::uint64_t>(st.st_size);
-    const std::uint64_t wire = size + bare_lfs(archived);
+    if (!wire) wire = size + bare_lfs(archived);  // resumed: archived by an earlier run
 
     std::vector<std::string> remote;
     std::vector<Address> local;
     split_members(local, remote);
-    std::size_t local_ok = deliver_local(job, archived, size, wire, local);
+    std::size_t local_ok = deliver_local(job, archived, size, *wire, local);
     const std::size_t chunks = queue_remote(job, archived, remote);
     return done("distributed as " + list_.str() + " #" + std::to_string(job.seq) + ": " + std::to_string(local_ok) +
                 " local member(s) delivered, " + std::to_string(remote.size()) + " remote in " +
@@ -267,7 +275,7 @@ private:
 
   // Writes the distributed post to archive/new/<seq> under the domain quota; a refusal
   // mail instead when the domain is full.
-  std::optional<ListMailResult> archive(const Job& job, const fs::path& archived) {
+  std::optional<ListMailResult> archive(const Job& job, const fs::path& archived, std::optional<std::uint64_t>& wire) {
     const fs::path dir = layout_.list_archive(list_);
     layout_.verify_no_symlinks(dir / "tmp");
     PendingMessage msg = PendingMessage::begin(dir);
@@ -302,17 +310,12 @@ private:
       throw_errno("cannot link the post into", archived, err);
     }
     fsync_directory(dir / "new");
+    wire = msg.wire_size();
     return std::nullopt;
   }
 
   void copy_body(PendingMessage& msg) {
-    std::uint64_t offset = post_.body_offset;
-    while (offset < mail_.size) {
-      const std::string chunk = read_range(mail_.fd, offset, 64 * 1024);
-      if (chunk.empty()) break;
-      msg.append(chunk);
-      offset += chunk.size();
-    }
+    for_each_chunk(mail_.fd, post_.body_offset, mail_.size, [&](std::string_view chunk) { msg.append(chunk); });
   }
 
   void split_members(std::vector<Address>& local, std::vector<std::string>& remote) {
@@ -335,7 +338,8 @@ private:
   // are not delivered twice (PendingMessage::adopt).
   std::size_t deliver_local(Job& job, const fs::path& archived, std::uint64_t size, std::uint64_t wire,
                             const std::vector<Address>& local) {
-    const std::uint64_t trace = return_path_length(read_range_file(archived));
+    // distribution_headers() put our Return-Path line first: filters match below it.
+    const std::uint64_t trace = ("Return-Path: <" + bounces_address(list_) + ">\n").size();
     std::size_t delivered = 0;
     for (std::size_t from = std::min(job.local_done, local.size()); from < local.size(); from += local_batch) {
       const std::vector<Address> batch(local.begin() + static_cast<std::ptrdiff_t>(from),
@@ -363,20 +367,6 @@ private:
     return delivered;
   }
 
-  std::string read_range_file(const fs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open", file, errno);
-    std::string head;
-    try {
-      head = read_range(fd, 0, 512);
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
-    ::close(fd);
-    return head;
-  }
-
   std::size_t queue_remote(const Job& job, const fs::path& archived, const std::vector<std::string>& remote) {
     std::size_t chunks = 0;
     for (std::size_t from = 0; from < remote.size(); from += remote_chunk, ++chunks) {
@@ -395,20 +385,8 @@ private:
     struct stat st;
     if (::lstat((layout_.queue_dir() / (id + ".env")).c_str(), &st) == 0) return;  // queued before a crash
     PendingMessage copy = PendingMessage::begin(layout_.list_archive(list_));
-    const int fd = ::open(archived.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open", archived, errno);
-    try {
-      for (std::uint64_t offset = 0;;) {
-        const std::string chunk = read_range(fd, offset, 64 * 1024);
-        if (chunk.empty()) break;
-        copy.append(chunk);
-        offset += chunk.size();
-      }
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
-    ::close(fd);
+    const detail::Fd fd = detail::open_regular_for_reading(archived, st);
+    for_each_chunk(fd.get(), 0, static_cast<std::uint64_t>(st.st_size), [&](std::string_view chunk) { copy.append(chunk); });
     copy.finish();
     QueueMessage q = QueueMessage::adopt(layout_, copy.tmp_path(), id);
     QueueEnvelope env;
