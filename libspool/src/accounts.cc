@@ -219,4 +219,19 @@ std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domai
   return read_name_dir(layout.lists_dir(domain));
 }
 
+std::optional<Address> account_for_address(const Layout& layout, std::string_view address) {
+  const auto at = address.rfind('@');
+  if (at == std::string_view::npos) return std::nullopt;
+  try {
+    const Domain domain = Domain::parse(address.substr(at + 1));
+    if (!domain_exists(layout, domain)) return std::nullopt;
+    std::string_view local = address.substr(0, at);
+    local = local.substr(0, local.find('+'));
+    const Address a(LocalPart::parse(local), domain);
+    if (account_exists(layout, a)) return a;
+  } catch (const Error&) {
+  }
+  return std::nullopt;
+}
+
 } // namespace spool

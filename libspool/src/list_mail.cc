@@ -197,22 +197,6 @@ std::string seq_name(std::uint64_t seq) {
   return buf;
 }
 
-// A member address that is one of our accounts (NAME or NAME+EXT at a hosted domain).
-std::optional<Address> local_account(const Layout& layout, std::string_view member) {
-  const auto at = member.rfind('@');
-  if (at == std::string_view::npos) return std::nullopt;
-  try {
-    const Domain domain = Domain::parse(member.substr(at + 1));
-    if (!domain_exists(layout, domain)) return std::nullopt;
-    std::string_view local = member.substr(0, at);
-    local = local.substr(0, local.find('+'));
-    const Address a(LocalPart::parse(local), domain);
-    if (account_exists(layout, a)) return a;
-  } catch (const Error&) {
-  }
-  return std::nullopt;
-}
-
 // The count of LFs not preceded by CR: what ",W=" adds to the size. Only a resumed
 // distribution needs it; a fresh one has it from writing the archive copy.
 std::uint64_t bare_lfs(const fs::path& file) {
@@ -324,7 +308,7 @@ private:
         ++disabled_;
         continue;
       }
-      if (auto a = local_account(layout_, m.address)) local.push_back(*a);
+      if (auto a = account_for_address(layout_, m.address)) local.push_back(*a);
       else remote.push_back(m.address);
     }
     // Remote chunks by domain: one entry then mostly goes to one MX.

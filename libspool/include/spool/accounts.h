@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace spool {
@@ -36,6 +37,11 @@ void delete_account(const Layout& layout, const Address& address, bool force);
 std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain);
 AccountConfig read_account(const Layout& layout, const Address& address);
 void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change);
+
+// The existing account an address delivers to: NAME@D or NAME+ANYTHING@D (SPEC §7's
+// recipient delimiter) at a hosted domain D; nullopt for anything else (a list, a
+// remote or malformed address).
+std::optional<Address> account_for_address(const Layout& layout, std::string_view address);
 
 // --- lists (names only here; mlist.h owns their content) ---
 std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domain);

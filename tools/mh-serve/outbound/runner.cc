@@ -446,7 +446,7 @@ private:
         deliver_to_list(j, *list, r, g);
         continue;
       }
-      if (auto a = local_account(r)) {
+      if (auto a = spool::account_for_address(layout_, r)) {
         accounts.push_back(*a);
         written_as[*a].push_back(r);
       } else {
@@ -495,19 +495,6 @@ private:
     } catch (const spool::Error&) {
       return std::nullopt;
     }
-  }
-
-  // NAME or NAME+EXT (recipient delimiter, SPEC §7) of an existing account.
-  std::optional<spool::Address> local_account(const std::string& r) {
-    const auto at = r.rfind('@');
-    if (at == std::string::npos) return std::nullopt;
-    try {
-      const std::string_view local = std::string_view(r).substr(0, at);
-      const spool::Address a(spool::LocalPart::parse(local.substr(0, local.find('+'))), spool::Domain::parse(r.substr(at + 1)));
-      if (spool::account_exists(layout_, a)) return a;
-    } catch (const spool::Error&) {
-    }
-    return std::nullopt;
   }
 
   // Blocking like the Maildir delivery: a post to a big list delivers its local members here.
