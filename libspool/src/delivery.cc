@@ -94,6 +94,7 @@ struct Linked {
   std::size_t outcome;
   Maildir maildir;
   fs::path target;
+  bool made_here = true;   // false: the name was there already (a resumed distribution)
 };
 
 class Delivery {
@@ -128,7 +129,7 @@ public:
     } catch (const Error& e) {
       out.status = DeliveryOutcome::Status::failed_temporary;
       out.detail = e.what();
-      undo(l);
+      if (l.made_here) undo(l);  // never take back a copy an earlier run delivered
     }
   }
 
@@ -158,7 +159,7 @@ private:
       }
     }
     FileLock writer = md.writer_lock();
-    if (!link_into(md, target)) return Linked{index, std::move(md), target};  // there already: counted then
+    if (!link_into(md, target)) return Linked{index, std::move(md), target, false};  // there already: counted then
     try {
       md.record(static_cast<std::int64_t>(msg_.size()), 1);
     } catch (const Error&) {
