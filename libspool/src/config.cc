@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -62,14 +63,29 @@ void record_key_lines(const YAML::Node& map, const std::string& prefix, std::map
   }
 }
 
+// A postmaster destination: one plain address (local@domain), nothing that could name a
+// path or smuggle a line (SPEC §8 "Addresses").
+std::string postmaster_address(const Reader& r, const YAML::Node& n, const std::string& key) {
+  std::string a = r.str(n, key);
+  const auto at = a.rfind('@');
+  const bool plain = std::none_of(a.begin(), a.end(), [](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return u <= 0x20 || u == 0x7f || ch == '/' || ch == '\\' || ch == '<' || ch == '>';
+  });
+  if (!plain || at == std::string::npos || at == 0 || at + 1 == a.size() || a.size() > 254)
+    r.fail(n, key, "expected an address local@domain, got '" + a + "'");
+  return a;
+}
+
 DomainConfig parse_domain_config(const fs::path& file, const std::string& text) {
   Reader r(file);
   YAML::Node root = r.parse(text);
-  r.only_keys(root, {"created", "state", "quota"});
+  r.only_keys(root, {"created", "state", "quota", "postmaster"});
   DomainConfig c;
   if (root["created"]) c.created = r.str(root["created"], "created");
   if (root["state"]) c.suspended = r.state(root["state"], "state", "active", "suspended") == "suspended";
   if (root["quota"]) c.quota = r.size(root["quota"], "quota");
+  if (root["postmaster"]) c.postmaster = postmaster_address(r, root["postmaster"], "postmaster");
   r.require_keys(root, {"created"});
   return c;
 }
@@ -87,6 +103,7 @@ void save_domain_config(const fs::path& file, const DomainConfig& c) {
   out << YAML::Key << "created" << YAML::Value << c.created;
   out << YAML::Key << "state" << YAML::Value << (c.suspended ? "suspended" : "active");
   out << YAML::Key << "quota" << YAML::Value << format_size_exact(c.quota);
+  if (!c.postmaster.empty()) out << YAML::Key << "postmaster" << YAML::Value << c.postmaster;
   out << YAML::EndMap;
   save_yaml(file, out, "domain.yaml");
 }
@@ -136,11 +153,11 @@ void save_account_config(const fs::path& file, const AccountConfig& c) {
 ServerConfig load_server_config(const fs::path& file) {
   ServerConfig c;
   Reader r(file);
-  auto text = read_file_if_exists(file);
+  auto text = detail::read_small_file_if_exists(file, nullptr);
   if (!text) return c;
   YAML::Node root = r.parse(*text);
   r.only_keys(root, {"hostname", "listen", "tls", "dns", "trusted_networks", "auth", "relay", "outbound",
-                     "limits", "timeouts", "clamd", "spam", "srs"});
+                     "limits", "timeouts", "clamd", "spam", "srs", "submission", "postmaster"});
   record_key_lines(root, "", c.key_lines);
   if (root["hostname"]) c.hostname = r.str(root["hostname"], "hostname");
   if (auto listen = root["listen"]) {
@@ -225,8 +242,10 @@ ServerConfig load_server_config(const fs::path& file) {
   }
   if (auto limits = root["limits"]) {
     if (!limits.IsMap()) r.fail(limits, "limits", "expected a mapping");
-    r.only_keys(limits, {"message_size", "recipients", "connections", "connections_per_ip", "sending_per_hour"},
+    r.only_keys(limits,
+                {"message_size", "recipients", "connections", "connections_per_ip", "sending_per_hour", "min_data_rate"},
                 "limits.");
+    if (limits["min_data_rate"]) c.limit_min_data_rate = r.count(limits["min_data_rate"], "limits.min_data_rate");
     if (limits["sending_per_hour"])
       c.limit_sending_per_hour = r.count(limits["sending_per_hour"], "limits.sending_per_hour");
     if (limits["message_size"]) c.limit_message_size = r.size(limits["message_size"], "limits.message_size");
@@ -237,9 +256,10 @@ ServerConfig load_server_config(const fs::path& file) {
   }
   if (auto t = root["timeouts"]) {
     if (!t.IsMap()) r.fail(t, "timeouts", "expected a mapping");
-    r.only_keys(t, {"command", "data"}, "timeouts.");
+    r.only_keys(t, {"command", "data", "greet_wait"}, "timeouts.");
     if (t["command"]) c.timeout_command = r.duration(t["command"], "timeouts.command");
     if (t["data"]) c.timeout_data = r.duration(t["data"], "timeouts.data");
+    if (t["greet_wait"]) c.timeout_greet_wait = r.duration(t["greet_wait"], "timeouts.greet_wait");
   }
   if (auto spam = root["spam"]) {
     if (!spam.IsMap()) r.fail(spam, "spam", "expected a mapping");
@@ -257,6 +277,20 @@ ServerConfig load_server_config(const fs::path& file) {
     r.only_keys(srs, {"domain"}, "srs.");
     if (srs["domain"]) c.srs_domain = r.str(srs["domain"], "srs.domain");
   }
+  if (auto sub = root["submission"]) {
+    if (!sub.IsMap()) r.fail(sub, "submission", "expected a mapping");
+    r.only_keys(sub, {"from_header"}, "submission.");
+    if (sub["from_header"]) {
+      const std::string v = r.str(sub["from_header"], "submission.from_header");
+      using P = ServerConfig::FromHeaderPolicy;
+      if (v == "any") c.submission_from_header = P::any;
+      else if (v == "own-domain") c.submission_from_header = P::own_domain;
+      else if (v == "own-address") c.submission_from_header = P::own_address;
+      else r.fail(sub["from_header"], "submission.from_header",
+                  "expected 'any', 'own-domain' or 'own-address', got '" + v + "'");
+    }
+  }
+  if (root["postmaster"]) c.postmaster = postmaster_address(r, root["postmaster"], "postmaster");
   if (auto clamd = root["clamd"]) {
     if (!clamd.IsMap()) r.fail(clamd, "clamd", "expected a mapping");
     r.only_keys(clamd, {"address"}, "clamd.");

@@ -44,16 +44,29 @@ void copy_contents(int in, const std::filesystem::path& source, int out, const s
   }
 }
 
-Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, Errc not_regular) {
+Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, std::optional<Errc> not_regular) {
   Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     if (errno == ENOENT) return fd;
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + file.string());
+    if (errno == ELOOP) throw Error::planted("refusing to read symlink " + file.string());
     throw_errno("cannot open", file, errno);
   }
   if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", file, errno);
-  if (!S_ISREG(st.st_mode)) throw Error(not_regular, "refusing to read " + file.string() + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    const std::string msg = "refusing to read " + file.string() + ": not a regular file";
+    throw not_regular ? Error(*not_regular, msg) : Error::planted(msg);
+  }
   return fd;
+}
+
+Fd open_regular_or_skip(const std::filesystem::path& file, struct stat& st) {
+  Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) {
+    if (errno == ENOENT || errno == ELOOP) return fd;
+    throw_errno("cannot open", file, errno);
+  }
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", file, errno);
+  return S_ISREG(st.st_mode) ? std::move(fd) : Fd();
 }
 
 std::string read_at_most(int fd, std::size_t limit, const std::filesystem::path& for_errors) {

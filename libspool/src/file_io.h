@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,11 +39,16 @@ private:
   int fd_;
 };
 
-// Opens a small spool file to read it: never through a symlink (Error(permission)),
-// never hanging on a planted FIFO (O_NONBLOCK), and only a regular file (else
-// Error(`not_regular`) "refusing to read FILE: not a regular file"). An Fd of -1 when
-// the file does not exist. `st` receives its fstat().
-Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, Errc not_regular = Errc::permission);
+// Opens a small spool file to read it: never through a symlink (Error(other), exit 1
+// naming the path: SPEC §8 "The spool walk", Error::planted), never hanging on a planted
+// FIFO (O_NONBLOCK), and only a regular file (else Error(`not_regular`), by default
+// planted: "refusing to read FILE: not a regular file"). An Fd of -1 when the file does
+// not exist. `st` receives its fstat().
+Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st,
+                            std::optional<Errc> not_regular = std::nullopt);
+// The same, for a directory entry that is only wanted if it is a real file (an archived
+// post): an Fd of -1 for a file that is gone, a symlink or anything not regular.
+Fd open_regular_or_skip(const std::filesystem::path& file, struct stat& st);
 // Reads from fd until its end, but never more than limit + 1 bytes: a result longer than
 // `limit` means "too big", without reading a planted huge file whole.
 std::string read_at_most(int fd, std::size_t limit, const std::filesystem::path& for_errors);

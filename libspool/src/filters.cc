@@ -388,9 +388,7 @@ void map_at(const Reader& r, const YAML::Node& n, const std::string& key, const 
 }
 
 FilterConfig parse_filter_config(const fs::path& file, const std::string& text, const Address& account) {
-  if (text.size() > max_filters_file)
-    throw Error(Errc::bad_config, file.string() + ": " + std::to_string(text.size()) + " bytes, at most " +
-                                      std::to_string(max_filters_file) + " (not a file mh-filter wrote)");
+  static_assert(max_filters_file == detail::max_small_file, "the cache's read enforces the limit");
   Reader r(file);
   const YAML::Node root = r.parse(text);
   r.only_keys(root, {"spam", "rules", "autoreply", "forward"});

@@ -79,17 +79,12 @@ void sweep_temp_files(const fs::path& list_dir) {
   throw Error(Errc::bad_config, file.string() + ":" + std::to_string(line) + ": " + what);
 }
 
-// Reads a spool file of at most `limit` bytes: never through a symlink, never a FIFO or
-// other non-regular file, never more than limit + 1 bytes. nullopt when it is missing.
-std::optional<std::string> read_limited(const Layout& layout, const fs::path& file, std::size_t limit) {
+// Reads a spool file of at most `limit` bytes (whole MiB): never through a symlink, never
+// a FIFO or other non-regular file, never more than limit + 1 bytes. nullopt when missing.
+std::optional<std::string> read_limited(const Layout& layout, const fs::path& file,
+                                        std::size_t limit = small_file_limit) {
   layout.verify_no_symlinks(file);
-  struct stat st;
-  const detail::Fd fd = detail::open_regular_for_reading(file, st, Errc::bad_config);
-  if (fd.get() < 0) return std::nullopt;
-  std::string text = detail::read_at_most(fd.get(), limit, file);
-  if (text.size() > limit)
-    throw Error(Errc::bad_config, file.string() + ": larger than " + std::to_string(limit >> 20) + " MiB");
-  return text;
+  return detail::read_small_file_if_exists(file, nullptr, limit);
 }
 
 void write_state(const Layout& layout, const fs::path& file, std::string_view text) {
@@ -135,7 +130,7 @@ std::vector<std::string_view> fields_of(std::string_view line) {
 // posters) that is not blank; fields are separated by spaces. A missing file has none.
 template <class Each>
 void for_each_record(const Layout& layout, const fs::path& file, Each each) {
-  const auto text = read_limited(layout, file, small_file_limit);
+  const auto text = read_limited(layout, file);
   if (!text) return;
   for_each_line(*text, [&](std::size_t number, std::string_view line) {
     const auto fields = fields_of(line);
@@ -262,7 +257,6 @@ void require_usable(const ListConfig& c) {
 }
 
 ListConfig parse_list_config(const fs::path& file, const std::string& text) {
-  if (text.size() > small_file_limit) throw Error(Errc::bad_config, file.string() + ": larger than 1 MiB");
   Reader r(file);
   YAML::Node root = r.parse(text);
   r.only_keys(root, {"policy", "admin", "max_size", "subject_tag", "bomb", "bomb_block", "confirm_expiry",
@@ -333,14 +327,8 @@ ListConfig parse_list_config(const fs::path& file, const std::string& text) {
 
 ListConfig load_list_config(const Layout& layout, const fs::path& file) {
   static detail::ParsedCache<ListConfig> cache;
+  // The cache's read refuses a planted huge file or a FIFO (yaml_reader.h).
   layout.verify_no_symlinks(file);
-  // The cache reads the whole file: refuse a planted huge one (or a FIFO) before that.
-  struct stat st;
-  if (::lstat(file.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::bad_config, "refusing to read " + file.string() + ": not a regular file");
-    if (static_cast<std::uint64_t>(st.st_size) > small_file_limit)
-      throw Error(Errc::bad_config, file.string() + ": larger than 1 MiB");
-  }
   return cache.load(file, [&](const std::string& text) { return parse_list_config(file, text); });
 }
 
@@ -517,7 +505,7 @@ std::int64_t newest(const PosterRecord& rec) { return rec.times.empty() ? 0 : re
 // --- seq ---
 
 std::uint64_t read_sequence(const Layout& layout, const fs::path& file) {
-  const auto text = read_limited(layout, file, small_file_limit);
+  const auto text = read_limited(layout, file);
   if (!text) return 0;
   std::string_view line = *text;
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
@@ -571,14 +559,7 @@ void read_header_fields(std::string_view header, ArchivedPost& post) {
 
 // An fd of -1 for a file that is gone (moved new/ → cur/, purged) or is no post (a
 // symlink or directory planted in the archive).
-detail::Fd open_post(const fs::path& file, struct stat& st) {
-  try {
-    return detail::open_regular_for_reading(file, st);
-  } catch (const Error& e) {
-    if (e.code() == Errc::permission) return detail::Fd();
-    throw;
-  }
-}
+detail::Fd open_post(const fs::path& file, struct stat& st) { return detail::open_regular_or_skip(file, st); }
 
 std::optional<ArchivedPost> read_archived(const fs::path& file, std::uint64_t seq) {
   struct stat st;
@@ -1060,7 +1041,7 @@ std::optional<PendingItem> read_pending(const Layout& layout, const Address& lis
   if (!pending_id_ok(id)) return std::nullopt;
   require_list(layout, list);
   const fs::path file = pending_file(layout, list, id, ".yaml");
-  const auto text = read_limited(layout, file, small_file_limit);
+  const auto text = read_limited(layout, file);
   if (!text) return std::nullopt;
   return parse_pending(file, *text, id);
 }

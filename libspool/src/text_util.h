@@ -6,6 +6,8 @@
 // Any input is accepted; nothing here touches the disk.
 #pragma once
 
+#include "spool/text.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -76,41 +78,9 @@ inline bool is_ascii(std::string_view s) {
   return true;
 }
 
-// Length of the well-formed UTF-8 sequence at s[i] (i < s.size()), or 0 when there is
-// none (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
-inline std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
-  return n;
-}
-
-inline bool utf8_ok(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
+// UTF-8 validity lives in the public spool/text.h (the tools use it too): one validator.
+using spool::utf8_ok;
+using spool::utf8_sequence;
 
 // The value of a hex digit in either case ("=XX" of RFC 2045 §6.7 and RFC 2047 §4.2), or -1.
 inline int hex_value(char c) {

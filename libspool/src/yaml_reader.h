@@ -4,31 +4,124 @@
 // YAML type leaves them: public headers stay plain structs.
 // Strictness is the point: malformed YAML, a second document, a wrong type, an unknown or
 // duplicate key throw Error(bad_config) "FILE:LINE: key 'k': what", and yaml-cpp's own
-// exceptions are caught here, at the module edge (STYLE.md guideline 7).
+// exceptions are caught here, at the module edge (STYLE.md guideline 7). Nothing from
+// the file is trusted (SPEC §8 "Spool files are bounded and strict"): a file over 1 MiB
+// is refused before it is read, invalid UTF-8 anywhere is refused with its line, and so
+// is a quoted scalar left open at the end of the file, which yaml-cpp would silently
+// close (and the next rewrite would then make permanent).
 #pragma once
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
+#include "spool/text.h"
 #include "spool/units.h"
 
+#include "file_io.h"
+
 #include <yaml-cpp/yaml.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <initializer_list>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace spool::detail {
+
+// The largest spool file read whole (SPEC §8): YAML, and a list's line files. Ours are
+// a few hundred bytes; filters.yaml at its limits (100 rules, 10 profiles) stays far below.
+inline constexpr std::size_t max_small_file = 1024 * 1024;
+
+inline FileIdentity identity_of(const struct stat& st) {
+  return FileIdentity{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                      st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+}
+
+[[noreturn]] inline void throw_too_large(const std::filesystem::path& file, const std::string& size, std::size_t limit) {
+  throw Error(Errc::bad_config,
+              file.string() + ": too large (" + size + " bytes, limit " + std::to_string(limit >> 20) + " MiB)");
+}
+
+// A small spool file's text, nullopt when it does not exist. The size is checked on the
+// open descriptor before reading, and at most limit + 1 bytes are ever read (a file
+// growing meanwhile), so a planted 100 MB file costs one fstat, not 700 MB of
+// memory. Never through a symlink (Error(permission)), never a FIFO or directory
+// (bad_config). `identity` receives the identity of the file read.
+// `limit` is a whole number of MiB (a list's members file is allowed 16).
+inline std::optional<std::string> read_small_file_if_exists(const std::filesystem::path& file, FileIdentity* identity,
+                                                            std::size_t limit = max_small_file) {
+  struct stat st;
+  const Fd fd = open_regular_for_reading(file, st, Errc::bad_config);
+  if (fd.get() < 0) return std::nullopt;
+  if (static_cast<std::uint64_t>(st.st_size) > limit) throw_too_large(file, std::to_string(st.st_size), limit);
+  std::string text = read_at_most(fd.get(), limit, file);
+  if (text.size() > limit) throw_too_large(file, "over " + std::to_string(limit), limit);
+  if (identity) *identity = identity_of(st);
+  return text;
+}
+
+// Where a quoted scalar starting at `open` (a ' or ") ends: the offset just past its
+// closing quote, or npos when the text ends first. YAML 1.2 §7.3: in double quotes a
+// backslash escapes the next character; in single quotes '' is a quote.
+inline std::size_t quoted_scalar_end(std::string_view text, std::size_t open) {
+  const char quote = text[open];
+  for (std::size_t i = open + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == quote) {
+      if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;
+        continue;
+      }
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Counts the documents of a stream without building them, noting the first that holds
+// something (a second document is refused; a trailing "---" with nothing is not).
+// YAML::LoadAll is not used: on input such as a lone "," yaml-cpp 0.7 yields empty
+// documents forever without consuming a byte (its issue #1040, found by our fuzzer),
+// growing until memory runs out; this pass stops after a bounded number instead.
+class DocumentCounter : public YAML::EventHandler {
+public:
+  int documents = 0;
+  std::optional<YAML::Mark> extra_content;  // first content of a document after the first
+
+  void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { content(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { content(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    content(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    content(m);
+  }
+  void OnMapEnd() override {}
+
+private:
+  void content(const YAML::Mark& m) {
+    if (documents > 1 && !extra_content) extra_content = m;
+  }
+};
 
 // Reading context: every error names the file and the 1-based line of the node.
 class Reader {
@@ -42,17 +135,16 @@ public:
   }
 
   YAML::Node parse(const std::string& text) const {
+    check_utf8(text);
     try {
-      // LoadAll, not Load: Load silently drops everything after a "---" line, and
-      // ignoring part of a spool file is what strict loading exists to prevent.
-      std::vector<YAML::Node> docs = YAML::LoadAll(text);
-      for (std::size_t i = 1; i < docs.size(); ++i)
-        if (!docs[i].IsNull())
-          throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(docs[i].Mark().line + 1) +
-                                            ": more than one YAML document ('---'); a spool file holds exactly one");
-      YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
+      // Every document is looked at, not only the first (Load alone silently drops all
+      // after a "---" line, and ignoring part of a spool file is what strict loading
+      // exists to prevent); then the first is built.
+      check_single_document(text);
+      YAML::Node root = YAML::Load(text);
       if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
       if (!root.IsMap()) throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(root.Mark().line + 1) + ": expected a mapping of keys at the top level");
+      check_last_scalar_closed(text, root);
       return root;
     } catch (const YAML::Exception& e) {
       throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(e.mark.line + 1) +
@@ -150,6 +242,82 @@ public:
   const std::filesystem::path& file() const { return file_; }
 
 private:
+  [[noreturn]] void fail_at_line(std::size_t line, const std::string& what) const {
+    throw Error(Errc::bad_config, file_.string() + ":" + std::to_string(line) + ": " + what);
+  }
+
+  // One document, or one followed by empty ones ("---" alone); never more than a few:
+  // see DocumentCounter for why this is not LoadAll.
+  void check_single_document(const std::string& text) const {
+    constexpr int max_documents = 8;
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.documents <= max_documents && !counter.extra_content && parser.HandleNextDocument(counter)) {
+    }
+    if (counter.extra_content)
+      fail_at_line(static_cast<std::size_t>(counter.extra_content->line) + 1,
+                   "more than one YAML document ('---'); a spool file holds exactly one");
+    if (counter.documents > max_documents)
+      fail_at_line(1, "malformed YAML: no document structure (more than " + std::to_string(max_documents) +
+                          " empty documents)");
+  }
+
+  // Before yaml-cpp sees the text: it passes stray bytes through, and they would reach
+  // JSON output (which refuses them) and every rewrite of the file.
+  void check_utf8(std::string_view text) const {
+    const std::size_t bad = utf8_error_at(text);
+    if (bad == std::string_view::npos) return;
+    const std::string_view before = text.substr(0, bad);
+    const std::size_t newline = before.rfind('\n');
+    const std::size_t column = bad - (newline == std::string_view::npos ? 0 : newline + 1) + 1;
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[bad]));
+    fail_at_line(static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n')) + 1,
+                 "invalid UTF-8 (byte " + std::string(byte) + " in column " + std::to_string(column) +
+                     "); spool files are UTF-8 text");
+  }
+
+  // yaml-cpp 0.7 ends a quoted scalar at the end of the input without complaint
+  // ('name: "Alice' loads as Alice). Only the scalar that starts last can run into the
+  // end of the file, so it is enough to find that one — by yaml-cpp's own marks, never by
+  // guessing which quotes in comments or plain scalars are syntax — and check that its
+  // quotes close. Its mark may sit on a tag or anchor (!!str "x, &a 'x): those are skipped.
+  void check_last_scalar_closed(std::string_view text, const YAML::Node& root) const {
+    std::optional<YAML::Mark> last;
+    find_last_scalar(root, last);
+    if (!last || last->pos < 0) return;
+    std::size_t at = static_cast<std::size_t>(last->pos);
+    if (text.starts_with("\xEF\xBB\xBF") && at + 3 <= text.size() && text[at] != '"' && text[at] != '\'') at += 3;
+    while (at < text.size() && (text[at] == '!' || text[at] == '&')) {
+      while (at < text.size() && text[at] != ' ' && text[at] != '\t' && text[at] != '\n') ++at;
+      while (at < text.size() && (text[at] == ' ' || text[at] == '\t')) ++at;
+    }
+    if (at >= text.size() || (text[at] != '"' && text[at] != '\'')) return;
+    if (quoted_scalar_end(text, at) == std::string_view::npos)
+      fail_at_line(static_cast<std::size_t>(last->line) + 1,
+                   std::string("malformed YAML: quoted string not closed (no ") + text[at] +
+                       " before the end of the file)");
+  }
+
+  // Bounded depth: an alias can make the node graph a cycle (&a [*a]), and no spool
+  // file nests deeper than a few levels.
+  void find_last_scalar(const YAML::Node& node, std::optional<YAML::Mark>& last, int depth = 0) const {
+    if (depth > max_depth) fail_at_line(static_cast<std::size_t>(node.Mark().line) + 1, "malformed YAML: nested too deeply");
+    if (node.IsScalar()) {
+      if (!last || node.Mark().pos > last->pos) last = node.Mark();
+    } else if (node.IsMap()) {
+      for (const auto& kv : node) {
+        find_last_scalar(kv.first, last, depth + 1);
+        find_last_scalar(kv.second, last, depth + 1);
+      }
+    } else if (node.IsSequence()) {
+      for (const auto& item : node) find_last_scalar(item, last, depth + 1);
+    }
+  }
+
+  static constexpr int max_depth = 32;
+
   std::filesystem::path file_;
 };
 
@@ -167,8 +335,9 @@ public:
     const std::string key = key_of(file, variant);
     if (auto hit = unchanged(file, key)) return std::move(*hit);
     FileIdentity identity;
-    const std::string text = read_file(file, &identity);
-    return lookup_or_parse(key, identity, text, parse);
+    const std::optional<std::string> text = read_small_file_if_exists(file, &identity);
+    if (!text) throw_errno("cannot open", file, ENOENT);
+    return lookup_or_parse(key, identity, *text, parse);
   }
 
   // As load(), but a missing file is nullopt (and forgets what was cached for it).
@@ -177,7 +346,7 @@ public:
     const std::string key = key_of(file, variant);
     if (auto hit = unchanged(file, key)) return hit;
     FileIdentity identity;
-    const std::optional<std::string> text = read_file_if_exists(file, &identity);
+    const std::optional<std::string> text = read_small_file_if_exists(file, &identity);
     if (!text) {
       std::lock_guard guard(mutex_);
       entries_.erase(key);
@@ -200,8 +369,7 @@ private:
   std::optional<Config> unchanged(const std::filesystem::path& file, const std::string& key) {
     struct stat st;
     if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-    const FileIdentity identity{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
-                                st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+    const FileIdentity identity = identity_of(st);
     std::lock_guard guard(mutex_);
     auto it = entries_.find(key);
     if (it != entries_.end() && it->second.identity == identity) return it->second.config;

@@ -285,7 +285,9 @@ class TestOutputAndErrors(PurgeTestCase):
         self.assertError(self.purge("d.jp", "--older-than", "soon"), 65, "invalid age 'soon': expected a number")
         self.assertError(self.purge("d.jp", "--larger-than", "5Q"), 65,
                          "invalid size '5Q': unit must be K, M, G or T")
-        self.assertError(self.purge("d.jp", "--uid", "a:b"), 65, "invalid UIDL 'a:b'")
+        self.assertError(self.purge("d.jp", "--uid", "a:b"), 65,
+                         "invalid UIDL 'a:b': a UIDL is 1-70 characters 0x21-0x7E without ',', ':', '/' or '..' "
+                         "(as 'mh-purge --list' shows them)")
         r = self.purge("d.jp", "--older-than", "3x", "--json")
         self.assertEqual(r.json(), {"error": {"code": 65, "message": "invalid age '3x': unit must be s, m, h, d or w"}})
 
@@ -340,8 +342,10 @@ class TestSafety(PurgeTestCase):
             t.start()
         purges = 0
         try:
-            deadline = time.time() + 6
-            while time.time() < deadline:
+            # At least 6 s and at least 4 purges: on a loaded machine one purge among four
+            # deliverers can take seconds, and the point is purging while they deliver.
+            start = time.time()
+            while (time.time() < start + 6 or purges < 4) and time.time() < start + 120:
                 r = self.purge("u@d.jp", "--larger-than", "4K")
                 self.assertExit(r, 0)
                 self.assertRegex(r.out, r"^removed \d+ messages? \([^)]*\) from [01] mailbox(es)?(; .*)?\n$")

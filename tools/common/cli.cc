@@ -3,10 +3,42 @@
 
 #include <spool/error.h>
 #include <spool/owner.h>
+#include <spool/text.h>
 
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 namespace mh {
+namespace {
+
+// JSON for stdout that can never throw: invalid UTF-8 (a value from an old spool file, a
+// name nobody validated) becomes U+FFFD instead of aborting the tool (nlohmann::json's
+// dump() throws type_error 316 on it by default).
+std::string json_text(const nlohmann::json& doc) {
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// SPEC §8: every command-line value is UTF-8 text, else exit 65 — checked before parsing
+// so no option or operand can carry a stray byte (a lone surrogate from a script, Latin-1)
+// into the spool. The message says where the value is, never echoes the bytes.
+std::optional<std::string> non_utf8_argument(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const std::size_t bad = spool::utf8_error_at(arg);
+    if (bad == std::string_view::npos) continue;
+    std::string what = "argument " + std::to_string(i);
+    const std::size_t eq = arg.find('=');
+    if (arg.starts_with("--") && eq != std::string_view::npos && bad > eq)
+      what += " (the value of " + std::string(arg.substr(0, eq)) + ")";
+    else if (i > 1 && std::string_view(argv[i - 1]).starts_with("-"))
+      what += " (after " + std::string(argv[i - 1]) + ")";
+    return what + " is not valid UTF-8 (byte " + std::to_string(bad + 1) + "); command-line values must be UTF-8 text";
+  }
+  return std::nullopt;
+}
+
+} // namespace
 
 Tool::Tool(std::string name, const std::string& description) : name_(std::move(name)), app_(description, name_) {
   app_.set_version_flag("--version", std::string(name_) + " (mailhost) " + MAILHOST_VERSION);
@@ -40,12 +72,19 @@ int Tool::print_error(int code, const std::string& message) const {
   std::cerr << name_ << ": error: " << message << "\n";
   if (common_.json) {
     nlohmann::json doc = {{"error", {{"code", code}, {"message", message}}}};
-    std::cout << doc.dump(2) << "\n";
+    std::cout << json_text(doc) << "\n";
   }
   return code;
 }
 
 int Tool::run(int argc, char** argv) {
+  if (auto problem = non_utf8_argument(argc, argv)) {
+    // Parsing has not run, so --json is not set yet: the error must still be the one
+    // JSON document a --json run prints.
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i)
+      if (std::string_view(argv[i]) == "--json") common_.json = true;
+    return print_error(static_cast<int>(spool::Errc::invalid_input), *problem);
+  }
   try {
     app_.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -70,7 +109,7 @@ int Tool::run(int argc, char** argv) {
   try {
     Result r = selected_();
     if (common_.json) {
-      std::cout << r.data.dump(2) << "\n";
+      std::cout << json_text(r.data) << "\n";
     } else {
       if (!common_.quiet) std::cout << r.text;
       std::cout << r.essential;

@@ -9,6 +9,7 @@
 
 #include <spool/filters.h>
 #include <spool/names.h>
+#include <spool/text.h>
 
 #include <optional>
 #include <string>
@@ -53,7 +54,7 @@ std::size_t parse_position(const std::string& text, const std::string& what, std
 void warn(Result& result, const std::string& text);
 
 // `text` is valid UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
-bool utf8_ok(std::string_view text);
+using spool::utf8_ok;
 
 // The Sieve (RFC 5228) form of an account's filters; see export.cc for the mapping.
 std::string sieve_script(const spool::Address& address, const spool::FilterConfig& config);

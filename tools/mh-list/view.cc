@@ -5,6 +5,7 @@
 
 #include <spool/accounts.h>
 #include <spool/error.h>
+#include <spool/text.h>
 #include <spool/units.h>
 
 #include <algorithm>
@@ -42,27 +43,7 @@ std::string age_text(std::chrono::seconds age) {
 
 namespace {
 
-// The length of the valid UTF-8 sequence at s[i], 0 when there is none (overlong forms,
-// surrogates and code points past U+10FFFF are invalid).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  std::size_t len;
-  std::uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
+using spool::utf8_sequence;  // spool/text.h: the one validator
 
 constexpr const char* replacement = "\xEF\xBF\xBD";  // U+FFFD
 

@@ -9,20 +9,31 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <variant>
 
 namespace mh::purge {
 namespace {
 
-// RFC 1939 §7: a UIDL is 1–70 characters 0x21–0x7E; ours also never holds ',' or ':'
-// (they end the unique part of a Maildir name).
+// RFC 1939 §7: a UIDL is 1–70 characters 0x21–0x7E; ours also never hold ',' or ':'
+// (they end the unique part of a Maildir name), nor '/' or ".." (SPEC §8: a value that
+// could name a path is refused, 65, before anything is looked at).
 constexpr std::size_t max_uidl_length = 70;
 
+bool uidl_syntax_ok(std::string_view text) {
+  return !text.empty() && text.size() <= max_uidl_length && text.find("..") == std::string_view::npos &&
+         std::all_of(text.begin(), text.end(),
+                     [](char c) { return c >= 0x21 && c <= 0x7e && c != ',' && c != ':' && c != '/'; });
+}
+
 std::string checked_uidl(const std::string& text) {
-  bool ok = !text.empty() && text.size() <= max_uidl_length &&
-            std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x21 && c <= 0x7e && c != ',' && c != ':'; });
-  if (!ok) throw spool::Error(spool::Errc::invalid_input, "invalid UIDL '" + text + "'");
-  return text;
+  if (uidl_syntax_ok(text)) return text;
+  // Echo the value only when it is plain ASCII: it must not drive the terminal.
+  const bool echo = text.size() <= 200 && std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  throw spool::Error(spool::Errc::invalid_input,
+                     "invalid UIDL" + (echo ? " '" + text + "'" : std::string()) +
+                         ": a UIDL is 1-70 characters 0x21-0x7E without ',', ':', '/' or '..' "
+                         "(as 'mh-purge --list' shows them)");
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 
 #include <spool/accounts.h>
 #include <spool/error.h>
+#include <spool/text.h>
 #include <spool/units.h>
 
 #include <memory>
@@ -44,6 +45,7 @@ void report_password(Result& r, const AccountOptions& o, const spool::Secret& pw
 
 Result run_add(const Tool& tool, const AccountOptions& o) {
   spool::Address a = spool::Address::parse(o.address);
+  spool::check_free_text(o.display_name, "--name");
   spool::AccountConfig c;
   c.display_name = o.display_name;
   if (!o.quota.empty()) c.quota = spool::parse_size(o.quota);

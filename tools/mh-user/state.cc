@@ -5,6 +5,7 @@
 
 #include <spool/accounts.h>
 #include <spool/password.h>
+#include <spool/text.h>
 
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ struct StateOptions {
 
 Result run_state(const Tool& tool, const StateOptions& o, bool suspend) {
   spool::Address a = spool::Address::parse(o.address);
+  // The reason is quoted in mh-serve's 550 reply: one line, bounded (SPEC §8).
+  spool::check_free_text(o.reason, "--reason");
   spool::Layout layout = tool.open_spool();
   spool::AccountConfig after;
   spool::update_account(layout, a, [&](spool::AccountConfig& c) {

@@ -19,6 +19,7 @@ struct DomainConfig {
   std::string created;           // RFC 3339 UTC
   bool suspended = false;        // state: active | suspended
   std::uint64_t quota = 0;       // bytes shared by all accounts and list archives; 0 = none
+  std::string postmaster;        // where postmaster@D goes without a `postmaster` account; "" = the server's mailbox
 };
 
 struct AccountConfig {
@@ -64,12 +65,20 @@ struct ServerConfig {
   std::uint32_t limit_recipients = 100;
   std::uint32_t limit_connections = 1000;
   std::uint32_t limit_connections_per_ip = 50;
+  std::uint32_t limit_min_data_rate = 500;               // bytes/s DATA (and POP3 commands) must average; 0 = off
   std::chrono::milliseconds timeout_command{300000};     // RFC 5321 §4.5.3.2: 5 min
-  std::chrono::milliseconds timeout_data{600000};        // per DATA block read
+  std::chrono::milliseconds timeout_data{600000};        // first DATA deadline, then limits.min_data_rate
+  // How long port 25 listens before it greets; a client talking first is a protocol
+  // synchronization error (postscreen's pregreet test, shortened). 0 = check at once.
+  std::chrono::milliseconds timeout_greet_wait{300};
   std::string clamd_address;                             // empty = no virus scanning
   std::string spam_rspamd;                               // rspamd base URL; empty = spam filters inert
   std::chrono::milliseconds spam_timeout{10000};         // one rspamd exchange; then deliver untagged
   std::string srs_domain;                                // domain of SRS0 addresses; empty = hostname
+  // submission.from_header: which From: an authenticated sender may use (SPEC §8).
+  enum class FromHeaderPolicy { any, own_domain, own_address };
+  FromHeaderPolicy submission_from_header = FromHeaderPolicy::own_domain;
+  std::string postmaster;                                // bare RCPT TO:<postmaster>; "" = SPOOL/postmaster/Maildir
   // 1-based line of each key given ("listen.smtp", "limits.message_size", …), so checks
   // made later by the daemon can name file:line:key like the loader does.
   std::map<std::string, int> key_lines;
