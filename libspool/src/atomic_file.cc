@@ -50,7 +50,7 @@ void fsync_directory(const std::filesystem::path& dir) {
 void write_file_atomic(const std::filesystem::path& path, std::string_view content, mode_t mode) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    throw Error(Errc::permission, "refusing to replace " + path.string() + ": not a regular file");
+    throw Error::planted("refusing to replace " + path.string() + ": not a regular file");
 
   const std::filesystem::path dir = path.parent_path();
   const std::filesystem::path tmp = dir / ("." + path.filename().string() + ".tmp" + unique_suffix());
@@ -72,7 +72,7 @@ std::optional<std::string> read_file_if_exists(const std::filesystem::path& path
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::nullopt;
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + path.string());
+    if (errno == ELOOP) throw Error::planted("refusing to read symlink " + path.string());
     throw_errno("cannot open", path, errno);
   }
   if (identity) {

@@ -2,8 +2,10 @@
 // On-disk states of one message, in order (a crash in any of them is safe):
 //   1. tmp/<unique>             being written; invisible to readers, removed after 36 h
 //   2. tmp/<unique> fsynced     still invisible
-//   3. new/<unique>,S=<size>,W=<crlf size>
-//                               linked under the quota lock, maildirsize line appended
+//   3. maildirsize "+<size> 1" appended, then new/<unique>,S=<size>,W=<crlf size> linked,
+//                               both under the quota lock: a crash between the two
+//                               over-counts until the next recount, never under-counts
+//                               (SPEC §8); a failed link appends the compensating line
 //   4. new/ fsynced             durable: only now is "delivered" reported
 //   5. tmp/<unique> unlinked    after every recipient got its link
 #include "spool/delivery.h"
@@ -58,14 +60,16 @@ int open_tmp_file(const fs::path& p) {
   return fd;
 }
 
-// EXDEV fallback: a copy of `source` in the target Maildir's tmp/, streamed and fsynced.
-fs::path copy_into_tmp(const fs::path& source, const Maildir& target, const std::string& unique) {
+// EXDEV fallback: a copy of `source` in the target Maildir's tmp/ (named `unique` there),
+// streamed and fsynced.
+void copy_into_tmp(const fs::path& source, const Maildir& target, const std::string& unique) {
   const fs::path copy = target.tmp_dir() / unique;
   int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0) throw_errno("cannot open", source, errno);
   int out = -1;
   try {
-    out = open_tmp_file(copy);
+    out = ::openat(target.tmp_fd(), unique.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) throw_errno("cannot create", copy, errno);
     copy_contents(in, source, out, copy);
     fsync_or_throw(out, copy);
     int fd = out;
@@ -74,13 +78,12 @@ fs::path copy_into_tmp(const fs::path& source, const Maildir& target, const std:
   } catch (...) {
     if (out >= 0) {
       ::close(out);
-      ::unlink(copy.c_str());
+      ::unlinkat(target.tmp_fd(), unique.c_str(), 0);
     }
     ::close(in);
     throw;
   }
   ::close(in);
-  return copy;
 }
 
 std::string quota_refusal(QuotaVerdict v, const Address& a) {
@@ -93,7 +96,7 @@ std::string quota_refusal(QuotaVerdict v, const Address& a) {
 struct Linked {
   std::size_t outcome;
   Maildir maildir;
-  fs::path target;
+  std::string name;        // in maildir's new/
   bool made_here = true;   // false: the name was there already (a resumed distribution)
 };
 
@@ -122,7 +125,7 @@ public:
   // already covers the other links, so N recipients cost far less than N commits.
   void make_durable(Linked& l, DeliveryOutcome& out) {
     try {
-      fsync_directory(l.maildir.new_dir());
+      fsync_or_throw(l.maildir.new_fd(), l.maildir.new_dir());
       out.status = DeliveryOutcome::Status::delivered;
       out.uidl = msg_.unique_name();
       out.detail = "delivered to " + out.recipient.str() + " as " + out.uidl;
@@ -135,13 +138,16 @@ public:
 
 private:
   std::optional<Linked> link_under_quota(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
-    layout_.verify_no_symlinks(layout_.maildir(rcpt) / "new");
-    Maildir md(layout_.maildir(rcpt));
+    // The walk from the spool root: a symlink on the way to new/, or in place of cur/
+    // (the mailbox is unavailable as a whole), fails here, before any lock, and the
+    // recipient gets a temporary failure (SPEC §8: 451 4.3.0).
+    Maildir md(layout_, layout_.maildir(rcpt));
+    md.new_fd();
+    md.cur_fd();
     // ",W=": the size with CRLF line ends (Maildir++/Dovecot), so POP3's LIST/STAT/RETR
     // need not read the file to know what it will send.
     const std::string name =
         msg_.unique_name() + ",S=" + std::to_string(msg_.size()) + ",W=" + std::to_string(msg_.wire_size());
-    const fs::path target = md.new_dir() / name;
     // Under a limit, check + link + append are one step for every deliverer of the
     // domain, so racing deliveries can never both take the last free bytes. Without one
     // there is nothing to race for: the Maildir's writer lock keeps maildirsize exact. (A
@@ -158,30 +164,38 @@ private:
         return std::nullopt;
       }
     }
+    const auto size = static_cast<std::int64_t>(msg_.size());
     FileLock writer = md.writer_lock();
-    if (!link_into(md, target)) return Linked{index, std::move(md), target, false};  // there already: counted then
+    // Counted first, linked second (SPEC §8): a crash in between only over-counts.
+    bool oversized = md.record(size, 1);
+    bool made_here = false;
     try {
-      md.record(static_cast<std::int64_t>(msg_.size()), 1);
+      made_here = link_into(md, name);
     } catch (const Error&) {
-      ::unlink(target.c_str()); // not counted → must not stay visible
+      md.record(-size, -1);  // not linked → uncount (a crash here leaves the over-count)
       throw;
     }
-    return Linked{index, std::move(md), target};
+    if (!made_here) oversized = md.record(-size, -1);  // there already: counted back then
+    writer.release();
+    if (oversized) md.shrink_maildirsize();  // Maildir++: whichever writer sees it
+    return Linked{index, std::move(md), name, made_here};
   }
 
   // False when the name is taken: only an adopted message's fixed name can be (a
   // resumed list distribution), and then it is this very message, delivered before.
-  bool link_into(const Maildir& md, const fs::path& target) {
-    if (::link(msg_.tmp_path().c_str(), target.c_str()) == 0) return true;
+  bool link_into(const Maildir& md, const std::string& name) {
+    const int new_fd = md.new_fd();
+    if (::linkat(AT_FDCWD, msg_.tmp_path().c_str(), new_fd, name.c_str(), 0) == 0) return true;
     if (errno == EEXIST) return false;
-    if (errno != EXDEV) throw_errno("cannot link message into", target, errno);
+    if (errno != EXDEV) throw_errno("cannot link message into", md.new_dir() / name, errno);
     // Another filesystem: the one copy per recipient maildir.5 would make anyway.
-    const fs::path copy = copy_into_tmp(msg_.tmp_path(), md, msg_.unique_name());
-    int rc = ::link(copy.c_str(), target.c_str());
+    copy_into_tmp(msg_.tmp_path(), md, msg_.unique_name());
+    const char* copy = msg_.unique_name().c_str();
+    int rc = ::linkat(md.tmp_fd(), copy, new_fd, name.c_str(), 0);
     int err = errno;
-    ::unlink(copy.c_str());
+    ::unlinkat(md.tmp_fd(), copy, 0);
     if (rc != 0 && err == EEXIST) return false;
-    if (rc != 0) throw_errno("cannot link message into", target, err);
+    if (rc != 0) throw_errno("cannot link message into", md.new_dir() / name, err);
     return true;
   }
 
@@ -189,7 +203,8 @@ private:
   void undo(Linked& l) noexcept {
     try {
       FileLock writer = l.maildir.writer_lock();
-      if (::unlink(l.target.c_str()) == 0) l.maildir.record(-static_cast<std::int64_t>(msg_.size()), -1);
+      if (::unlinkat(l.maildir.new_fd(), l.name.c_str(), 0) == 0)
+        l.maildir.record(-static_cast<std::int64_t>(msg_.size()), -1);
     } catch (const Error&) {
       // maildirsize now over-counts by one message until the next recalc: the safe side.
     }

@@ -12,13 +12,18 @@ void throw_errno(std::string_view what, const std::filesystem::path& path, int e
   case EACCES:
   case EPERM:
   case EROFS:
-  case ELOOP: // O_NOFOLLOW met a symlink planted in the spool
     throw Error(Errc::permission, msg);
+  case ELOOP:  // O_NOFOLLOW met a symlink planted in the spool
+    throw Error::planted(msg);
   case EEXIST:
   case ENOTEMPTY:
     throw Error(Errc::exists, msg);
   case ENOSPC:
-  case EDQUOT:
+  case EDQUOT: {
+    Error e(Errc::other, msg, /*temporary=*/true);
+    e.storage_full_ = true;
+    throw e;
+  }
   case EINTR:
   case EAGAIN:
   case EMFILE:

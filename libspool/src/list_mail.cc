@@ -228,7 +228,7 @@ public:
       if (auto refused = archive(job, archived, wire)) return *refused;
       if (::lstat(archived.c_str(), &st) != 0) throw_errno("cannot stat", archived, errno);
     }
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, archived.string() + ": not a regular file");
+    if (!S_ISREG(st.st_mode)) throw Error::planted(archived.string() + ": not a regular file");
     const auto size = static_cast<std::uint64_t>(st.st_size);
     if (!wire) wire = size + bare_lfs(archived);  // resumed: archived by an earlier run
 

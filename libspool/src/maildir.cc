@@ -1,11 +1,13 @@
 // maildir.cc — Maildir listing, reading, removal and the Maildir++ maildirsize file.
 // Names read from new/ and cur/ are not trusted: a UIDL is used only when it is 1–70
-// printable ASCII characters (RFC 1939 §7), and files are opened with O_NOFOLLOW.
+// printable ASCII characters (RFC 1939 §7), and everything is reached through the
+// Maildir's directory fds with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW (SPEC §8, the spool walk).
 #include "spool/maildir.h"
 
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 #include "dir_entries.h"
+#include "file_io.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <cerrno>
 #include <charconv>
 #include <ctime>
+#include <mutex>
 
 namespace spool {
 namespace {
@@ -52,17 +55,19 @@ std::optional<std::int64_t> time_from_name(std::string_view name) {
 }
 
 using detail::DirEntry;
-using detail::read_entries;
+using detail::read_entries_at;
 
-// Fills size/delivered from the name, falling back to lstat(). False when the entry is
-// not a regular file or vanished meanwhile.
-bool describe(const fs::path& dir, const DirEntry& e, MessageInfo& m) {
+// A message file that is a symlink (or anything but a regular file) is not a message: it
+// is neither listed nor counted, so its target is never served.
+// Fills size/delivered from the name, falling back to fstatat() (no follow). False when
+// the entry is not a regular file or vanished meanwhile.
+bool describe(int dirfd, const DirEntry& e, MessageInfo& m) {
   auto size = size_from_name(e.name);
   auto when = time_from_name(e.name);
   bool regular_known = e.type == DT_REG;
   if (!size || !when || !regular_known) {
     struct stat st;
-    if (::lstat((dir / e.name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    if (::fstatat(dirfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return false;
     if (!size) size = static_cast<std::uint64_t>(st.st_size);
     if (!when) when = st.st_mtime;
   }
@@ -125,24 +130,50 @@ std::string maildirsize_text(std::uint64_t quota, const Usage& u) {
 }
 
 // The parsed maildirsize when it exists, is at most maildirsize_max_bytes and valid.
-std::optional<ParsedSize> read_valid_maildirsize(const fs::path& file) {
-  auto text = read_file_if_exists(file);
+std::optional<ParsedSize> valid_maildirsize(const std::optional<std::string>& text) {
   if (!text || text->size() > maildirsize_max_bytes) return std::nullopt;
   return parse_maildirsize(*text);
 }
 
 // maildir.5: a tmp/ file untouched for 36 hours is a leftover of a crashed delivery.
-void remove_stale_tmp_files(const fs::path& tmp) {
+void remove_stale_tmp_files(int tmp, const fs::path& for_errors) {
   const std::time_t now = std::time(nullptr);
-  for (const auto& e : read_entries(tmp)) {
+  for (const auto& e : read_entries_at(tmp, for_errors)) {
     struct stat st;
-    fs::path p = tmp / e.name;
-    if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > stale_tmp_seconds)
-      ::unlink(p.c_str());
+    if (::fstatat(tmp, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        now - st.st_mtime > stale_tmp_seconds)
+      ::unlinkat(tmp, e.name.c_str(), 0);
   }
 }
 
+bool is_symlink_at(int dirfd, const char* name) {
+  struct stat st;
+  return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
+// openat(dirfd, name, flags | O_NOFOLLOW); -1 when it does not exist; a symlink in its
+// place → throw_planted(path).
+int open_nofollow(int dirfd, const char* name, int flags, const fs::path& path) {
+  const int fd = ::openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0 || errno == ENOENT) return fd;
+  const int err = errno;
+  if (err == ELOOP || is_symlink_at(dirfd, name)) throw_planted(path);
+  throw_errno("cannot open", path, err);
+}
+
+// maildirsize is a few KB; a planted giant is cut here and then rebuilt as unparsable.
+constexpr std::size_t maildirsize_read_limit = 1 << 20;
+
 } // namespace
+
+// The open directories of one Maildir, shared by its copies. Opened on first use under
+// the mutex; a folder that is missing is looked for again next time.
+struct Maildir::Dirs {
+  std::optional<Layout> layout;  // set: the Maildir itself is found by the spool walk
+  std::mutex mutex;
+  DirFd top;
+  DirFd folders[3];  // Folder::tmp, fresh (new/), cur
+};
 
 std::string_view uidl_of(std::string_view filename) {
   return filename.substr(0, filename.find_first_of(",:"));
@@ -155,31 +186,63 @@ void create_maildir(const fs::path& dir, std::uint64_t quota_bytes) {
 }
 
 bool maildir_holds_mail(const fs::path& dir) {
+  // A symlink in place of new/ or cur/ is not followed: what it points to is not mail here.
   for (const char* sub : {"new", "cur"}) {
-    DIR* d = ::opendir((dir / sub).c_str());
-    if (!d) continue;
-    bool found = false;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') {
-        found = true;
-        break;
-      }
-    }
-    ::closedir(d);
-    if (found) return true;
+    const DirFd d(::open((dir / sub).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (d && !read_entries_at(d.get(), dir / sub).empty()) return true;
   }
   return false;
 }
 
-Maildir::Maildir(fs::path dir) : dir_(std::move(dir)) {}
+Maildir::Maildir(fs::path dir) : dir_(std::move(dir)), dirs_(std::make_shared<Dirs>()) {}
+
+Maildir::Maildir(const Layout& layout, fs::path dir) : Maildir(std::move(dir)) { dirs_->layout = layout; }
+
+fs::path Maildir::folder_path(Folder f) const {
+  return f == Folder::tmp ? tmp_dir() : f == Folder::fresh ? new_dir() : cur_dir();
+}
+
+int Maildir::top_fd() const {
+  std::lock_guard guard(dirs_->mutex);
+  if (!dirs_->top) {
+    if (dirs_->layout) dirs_->top = dirs_->layout->open_dir(dir_);
+    else dirs_->top = DirFd(open_nofollow(AT_FDCWD, dir_.c_str(), O_RDONLY | O_DIRECTORY, dir_));
+  }
+  return dirs_->top.get();
+}
+
+int Maildir::folder_fd(Folder f) const {
+  const int top = top_fd();
+  if (top < 0) return -1;
+  static constexpr const char* names[] = {"tmp", "new", "cur"};
+  const auto i = static_cast<std::size_t>(f);
+  std::lock_guard guard(dirs_->mutex);
+  DirFd& fd = dirs_->folders[i];
+  if (!fd) fd = DirFd(open_nofollow(top, names[i], O_RDONLY | O_DIRECTORY, folder_path(f)));
+  return fd.get();
+}
+
+int Maildir::required_fd(Folder f) const {
+  const int fd = folder_fd(f);
+  if (fd < 0) throw_errno("cannot open directory", folder_path(f), ENOENT);
+  return fd;
+}
+
+std::optional<std::string> Maildir::read_maildirsize() const {
+  const int top = top_fd();
+  if (top < 0) return std::nullopt;
+  detail::Fd fd(open_nofollow(top, "maildirsize", O_RDONLY | O_NONBLOCK, maildirsize_path()));
+  if (fd.get() < 0) return std::nullopt;
+  return detail::read_at_most(fd.get(), maildirsize_read_limit, maildirsize_path());
+}
 
 FileLock Maildir::writer_lock() const { return FileLock::acquire(lock_path(), FileLock::Mode::shared); }
 
 std::vector<MessageInfo> Maildir::list() const {
   std::vector<MessageInfo> out;
   for (bool in_new : {true, false}) {
-    const fs::path dir = in_new ? new_dir() : cur_dir();
-    for (const auto& e : read_entries(dir)) {
+    const int dir = folder_fd(in_new ? Folder::fresh : Folder::cur);
+    for (const auto& e : read_entries_at(dir, in_new ? new_dir() : cur_dir())) {
       MessageInfo m;
       m.uidl = std::string(uidl_of(e.name));
       if (!uidl_ok(m.uidl)) continue; // see list() in maildir.h
@@ -196,8 +259,8 @@ std::vector<MessageInfo> Maildir::list() const {
 
 std::optional<MessageInfo> Maildir::find(std::string_view uidl) const {
   for (bool in_new : {true, false}) {
-    const fs::path dir = in_new ? new_dir() : cur_dir();
-    for (const auto& e : read_entries(dir)) {
+    const int dir = folder_fd(in_new ? Folder::fresh : Folder::cur);
+    for (const auto& e : read_entries_at(dir, in_new ? new_dir() : cur_dir())) {
       if (uidl_of(e.name) != uidl) continue;
       MessageInfo m;
       m.uidl = std::string(uidl);
@@ -215,11 +278,11 @@ std::optional<int> Maildir::open_message(const MessageInfo& m) const {
   // renamer; losing every race means "gone".
   MessageInfo current = m;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    fs::path p = (current.in_new ? new_dir() : cur_dir()) / current.filename;
-    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    const Folder f = current.in_new ? Folder::fresh : Folder::cur;
+    // O_NONBLOCK: a FIFO planted under a message's name must not hang the reader.
+    const int fd = open_nofollow(required_fd(f), current.filename.c_str(), O_RDONLY | O_NONBLOCK,
+                                 folder_path(f) / current.filename);
     if (fd >= 0) return fd;
-    if (errno == ELOOP) throw Error(Errc::permission, "refusing to read symlink " + p.string());
-    if (errno != ENOENT) throw_errno("cannot open message", p, errno);
     auto again = find(m.uidl);
     if (!again) return std::nullopt;
     current = *again;
@@ -252,14 +315,16 @@ bool Maildir::remove(const MessageInfo& m) {
   FileLock lock = writer_lock();
   MessageInfo current = m;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    fs::path p = (current.in_new ? new_dir() : cur_dir()) / current.filename;
-    if (::unlink(p.c_str()) == 0) {
+    const Folder f = current.in_new ? Folder::fresh : Folder::cur;
+    if (::unlinkat(required_fd(f), current.filename.c_str(), 0) == 0) {
       // Only the process whose unlink succeeded records the removal, so two purges
       // racing for one message subtract it once.
-      record(-static_cast<std::int64_t>(current.size), -1);
+      const bool oversized = record(-static_cast<std::int64_t>(current.size), -1);
+      lock.release();
+      if (oversized) shrink_maildirsize();
       return true;
     }
-    if (errno != ENOENT) throw_errno("cannot remove message", p, errno);
+    if (errno != ENOENT) throw_errno("cannot remove message", folder_path(f) / current.filename, errno);
     auto again = find(m.uidl);
     if (!again) return false;
     current = *again;
@@ -267,13 +332,12 @@ bool Maildir::remove(const MessageInfo& m) {
   return false;
 }
 
-void Maildir::record(std::int64_t bytes, std::int64_t messages) {
+bool Maildir::record(std::int64_t bytes, std::int64_t messages) {
+  const int top = top_fd();
+  if (top < 0) return false;
   // No O_CREAT: a missing file is rebuilt from the files by the next usage().
-  int fd = ::open(maildirsize_path().c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return;
-    throw_errno("cannot open", maildirsize_path(), errno);
-  }
+  const int fd = open_nofollow(top, "maildirsize", O_WRONLY | O_APPEND, maildirsize_path());
+  if (fd < 0) return false;
   // One write() of one short line: O_APPEND makes it atomic against other appenders,
   // so concurrent writers never interleave inside a line (Maildir++ design).
   const std::string line = std::to_string(bytes) + " " + std::to_string(messages) + "\n";
@@ -281,26 +345,29 @@ void Maildir::record(std::int64_t bytes, std::int64_t messages) {
   do n = ::write(fd, line.data(), line.size());
   while (n < 0 && errno == EINTR);
   int err = errno;
+  struct stat st;
+  const bool oversized = n > 0 && ::fstat(fd, &st) == 0 && static_cast<std::uintmax_t>(st.st_size) > maildirsize_max_bytes;
   ::close(fd);
   if (n < 0) throw_errno("cannot append to", maildirsize_path(), err);
   if (static_cast<std::size_t>(n) != line.size())
     // A short write leaves a partial line; the next usage() sees it and rebuilds.
     throw Error(Errc::other, "short write to " + maildirsize_path().string(), /*temporary=*/true);
+  return oversized;
 }
 
 std::uint64_t Maildir::quota() const {
-  auto text = read_file_if_exists(maildirsize_path());
+  auto text = read_maildirsize();
   if (!text) return 0;
   auto parsed = parse_maildirsize(*text);
   return parsed ? parsed->quota : 0;
 }
 
 Usage Maildir::usage() const {
-  if (auto parsed = read_valid_maildirsize(maildirsize_path())) return parsed->usage;
+  if (auto parsed = valid_maildirsize(read_maildirsize())) return parsed->usage;
   // Missing, oversized or unparsable: rebuild (Maildir++ lets any reader do it). Several
   // readers may notice at once; the first rebuilds, the others find a valid file.
   FileLock lock = FileLock::acquire(lock_path(), FileLock::Mode::exclusive);
-  if (auto parsed = read_valid_maildirsize(maildirsize_path())) return parsed->usage;
+  if (auto parsed = valid_maildirsize(read_maildirsize())) return parsed->usage;
   return rebuild_maildirsize(std::nullopt);
 }
 
@@ -312,15 +379,16 @@ Usage Maildir::recalc(std::optional<std::uint64_t> quota_line) {
 // Caller holds the exclusive lock, so no writer changes files or maildirsize meanwhile.
 Usage Maildir::rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const {
   std::uint64_t quota = 0;
-  if (auto text = read_file_if_exists(maildirsize_path())) {
+  if (auto text = read_maildirsize()) {
     if (auto parsed = parse_maildirsize(*text)) quota = parsed->quota;
   }
   if (quota_line) quota = *quota_line;
 
-  remove_stale_tmp_files(tmp_dir());
+  remove_stale_tmp_files(folder_fd(Folder::tmp), tmp_dir());
   Usage total;
-  for (const fs::path& dir : {new_dir(), cur_dir()}) {
-    for (const auto& e : read_entries(dir)) {
+  for (const Folder f : {Folder::fresh, Folder::cur}) {
+    const int dir = folder_fd(f);
+    for (const auto& e : read_entries_at(dir, folder_path(f))) {
       MessageInfo m;
       if (!describe(dir, e, m)) continue;
       total.bytes += m.size;

@@ -213,7 +213,7 @@ QueueEntryDetails show_entry(const Layout& layout, std::string_view id) {
   }
   struct stat st;
   if (::fstat(fd.fd, &st) != 0) throw_errno("cannot inspect", msg, errno);
-  if (!S_ISREG(st.st_mode)) throw Error(Errc::permission, "not a regular file: " + msg.string());
+  if (!S_ISREG(st.st_mode)) throw Error::planted("not a regular file: " + msg.string());
   d.size = static_cast<std::uint64_t>(st.st_size);
   const std::string head = read_header_block(fd.fd, max_queue_show_headers);
   d.headers_cut = header_block_cut(fd.fd, head.size());

@@ -40,18 +40,18 @@ QuotaLimits quota_limits(const Layout& layout, const Address& account) {
 
 } // namespace
 
+// Maildirs are reached by the spool walk (Layout::open_dir): a symlink on the way, or
+// in place of maildirsize, throws instead of being read.
 Usage account_usage(const Layout& layout, const Address& account) {
-  const fs::path dir = layout.maildir(account);
-  layout.verify_no_symlinks(dir / "maildirsize");
-  if (!is_real_directory(dir)) return {};
-  return Maildir(dir).usage();
+  const Maildir md(layout, layout.maildir(account));
+  if (!md.exists()) return {};
+  return md.usage();
 }
 
 Usage list_archive_usage(const Layout& layout, const Address& list) {
-  const fs::path dir = layout.list_archive(list);
-  layout.verify_no_symlinks(dir / "maildirsize");
-  if (!is_real_directory(dir) || !archive_is_maildir(dir)) return {};
-  return Maildir(dir).usage();
+  const Maildir md(layout, layout.list_archive(list));
+  if (!md.exists() || !archive_is_maildir(md.path())) return {};
+  return md.usage();
 }
 
 Usage domain_usage(const Layout& layout, const Domain& domain) {
@@ -84,16 +84,14 @@ QuotaVerdict check_quota(const Layout& layout, const Address& account, std::uint
 
 Usage recalc_account(const Layout& layout, const Address& account) {
   const AccountConfig config = read_account(layout, account); // throws no_account / no_domain
-  layout.verify_no_symlinks(layout.maildir(account) / "maildirsize");
   // The quota line follows account.yaml, the source of truth for the per-account limit.
-  return Maildir(layout.maildir(account)).recalc(config.quota);
+  return Maildir(layout, layout.maildir(account)).recalc(config.quota);
 }
 
 Usage recalc_list_archive(const Layout& layout, const Address& list) {
-  const fs::path dir = layout.list_archive(list);
-  layout.verify_no_symlinks(dir / "maildirsize");
-  if (!is_real_directory(dir) || !archive_is_maildir(dir)) return {};
-  return Maildir(dir).recalc();
+  Maildir md(layout, layout.list_archive(list));
+  if (!md.exists() || !archive_is_maildir(md.path())) return {};
+  return md.recalc();
 }
 
 void set_domain_quota(const Layout& layout, const Domain& domain, std::uint64_t bytes) {

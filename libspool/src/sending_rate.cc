@@ -140,7 +140,7 @@ void write_record(const Layout& layout, const fs::path& file, const Record& r) {
   layout.verify_no_symlinks(file);
   struct stat st;
   if (::lstat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    throw Error(Errc::permission, "refusing to replace " + file.string() + ": not a regular file");
+    throw Error::planted("refusing to replace " + file.string() + ": not a regular file");
   const fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp" + unique_suffix());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0) throw_errno("cannot create", tmp, errno);

@@ -258,12 +258,12 @@ TEST_CASE("sending_rate: hostile spool entries") {
     const fs::path target = s.layout().root() / "elsewhere";
     mhtest::write_text(target, "mailhost-sending-rate 1\nsuspended no\n");
     fs::create_symlink(target, s.record());
-    CHECK(error_from([&] { (void)s.charge(1, 5, t0); }).code() == Errc::permission);
+    CHECK(error_from([&] { (void)s.charge(1, 5, t0); }).code() == Errc::other);
     CHECK(mhtest::read_text(target) == "mailhost-sending-rate 1\nsuspended no\n");
   }
   SECTION("a FIFO does not hang the reader") {
     REQUIRE(::mkfifo(s.record().c_str(), 0600) == 0);
-    CHECK(error_from([&] { (void)s.charge(1, 5, t0); }).code() == Errc::permission);
+    CHECK(error_from([&] { (void)s.charge(1, 5, t0); }).code() == Errc::other);
   }
   SECTION("an account deleted meanwhile") {
     spool::Address gone = spool::Address::parse("gone@example.org");

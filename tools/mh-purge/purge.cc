@@ -85,7 +85,7 @@ Result run_purge(const Tool& tool, const PurgeOptions& o) {
 
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const spool::Address& a = targets[i];
-    spool::Maildir md(layout.maildir(a));
+    spool::Maildir md(layout, layout.maildir(a));  // the spool walk: no symlink followed
     const std::vector<spool::MessageInfo> all = md.list();
     const std::vector<const spool::MessageInfo*> messages = distinct(all);
     if (!listing) repair_usage_if_drifted(layout, a, md, messages);

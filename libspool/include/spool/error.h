@@ -23,6 +23,11 @@ enum class Errc : int {
   bad_config = 78,    // EX_CONFIG: malformed spool file or unknown key
 };
 
+// Throws an Error for a failed system call: "<what> <path>: <strerror>", with the
+// errno mapped (EACCES/EPERM → permission, ELOOP → other: a planted symlink, EEXIST →
+// exists, ENOSPC/EDQUOT → temporary and storage_full).
+[[noreturn]] void throw_errno(std::string_view what, const std::filesystem::path& path, int err);
+
 class Error : public std::runtime_error {
 public:
   Error(Errc code, const std::string& message, bool temporary = false)
@@ -32,14 +37,25 @@ public:
   int exit_code() const noexcept { return static_cast<int>(code_); }
   // True when the same operation may succeed later (lock busy, disk full).
   bool temporary() const noexcept { return temporary_ || code_ == Errc::busy; }
+  // True when a write failed for want of space (ENOSPC, EDQUOT): SMTP's own reply for it
+  // is 452 4.3.1 Insufficient system storage (SPEC §8), not the generic 451.
+  bool storage_full() const noexcept { return storage_full_; }
+  // A symlink (or other non-file) planted where a spool directory, message or file
+  // belongs: never followed, exit 1 naming the path, and the mailbox or queue entry
+  // it sits in is unusable until an administrator acts (SPEC §8 "The spool walk").
+  static Error planted(const std::string& message) {
+    Error e(Errc::other, message);
+    e.planted_ = true;
+    return e;
+  }
+  bool planted() const noexcept { return planted_; }
 
 private:
+  friend void throw_errno(std::string_view, const std::filesystem::path&, int);
   Errc code_;
   bool temporary_;
+  bool storage_full_ = false;
+  bool planted_ = false;
 };
-
-// Throws an Error for a failed system call: "<what> <path>: <strerror>", with the
-// errno mapped (EACCES/EPERM → permission, EEXIST → exists, ENOSPC/EDQUOT → temporary).
-[[noreturn]] void throw_errno(std::string_view what, const std::filesystem::path& path, int err);
 
 } // namespace spool

@@ -1,13 +1,16 @@
 // layout.h — where everything lives in the spool (SPEC §2). The only place paths are joined.
 // Every path below the root is built from validated names (names.h) or fixed strings,
 // so no input reaches outside the spool. Names read back from disk (directory listings)
-// are re-validated by the caller before use. Symlinks planted inside the spool are
-// refused by verify_no_symlinks() before a path is written to or removed.
+// are re-validated by the caller before use. Symlinks planted inside the spool are never
+// followed (SPEC §8 "The spool walk"): paths are resolved from the root's directory fd by
+// one openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), and whatever works on a Maildir
+// keeps the DirFd it got from open_dir() and goes on with openat()/O_NOFOLLOW from there.
 #pragma once
 
 #include "spool/names.h"
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -20,6 +23,35 @@ inline constexpr const char* default_spool_root = "/var/spool/mailhost";
 // --spool DIR, else $MH_SPOOL, else /var/spool/mailhost. The result is absolute.
 fs::path resolve_spool_root(const std::optional<std::string>& from_command_line);
 
+// Owns one open directory file descriptor (-1 = none, e.g. a directory that does not
+// exist); closes it unless released.
+class DirFd {
+public:
+  DirFd() = default;
+  explicit DirFd(int fd) noexcept : fd_(fd) {}
+  DirFd(DirFd&& other) noexcept : fd_(other.release()) {}
+  DirFd& operator=(DirFd&& other) noexcept;
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  ~DirFd();
+
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+// Error(permission) "refusing to follow symlink planted in the spool: <path>" — the one
+// text for every symlink (or other non-directory) found where the spool walk expects a
+// directory or a message file.
+[[noreturn]] void throw_planted(const std::filesystem::path& where);
+
 class Layout {
 public:
   explicit Layout(fs::path root);
@@ -31,6 +63,8 @@ public:
   fs::path run_dir() const { return root_ / "run"; }
   fs::path locks_dir() const { return run_dir() / "locks"; }
   fs::path domains_dir() const { return root_ / "domains"; }
+  // The server's own postmaster mailbox (SPEC §8): made on first use, in no quota.
+  fs::path postmaster_maildir() const { return root_ / "postmaster" / "Maildir"; }
 
   fs::path domain_dir(const Domain& d) const { return domains_dir() / d.str(); }
   fs::path domain_config(const Domain& d) const { return domain_dir(d) / "domain.yaml"; }
@@ -69,14 +103,26 @@ public:
   fs::path list_lock(const Address& l) const { return locks_dir() / (l.local().str() + "@" + l.domain().str() + ".list.lock"); }
 
   // Throws Error(permission) when any existing component of `p` below the root is a
-  // symlink (the root itself may be one). Missing trailing components are fine.
+  // symlink (the root itself may be one). Missing trailing components are fine. One
+  // openat2() from the root's fd, not an lstat() per component.
   void verify_no_symlinks(const fs::path& p) const;
+
+  // Opens the directory `p` (the root or below it) read-only, following no symlink below
+  // the root. An empty DirFd when `p` (or a directory on the way) does not exist; a
+  // symlink or a file on the way → throw_planted() naming the first offending component.
+  DirFd open_dir(const fs::path& p) const;
 
   // Creates the fixed top-level directories (domains/, queue/, run/locks/, tls/).
   void ensure_skeleton() const;
 
 private:
+  struct RootFd;
+  // The root's directory fd, opened on first use (the root may be created after this
+  // Layout, by ensure_skeleton()) and shared by copies. -1 when it does not exist yet.
+  int root_fd() const;
+
   fs::path root_;
+  std::shared_ptr<RootFd> root_fd_;
 };
 
 } // namespace spool

@@ -3,6 +3,9 @@
 // names follow the qmail scheme "<secs>.M<usecs>P<pid>Q<n>R<hex>.<host>,S=<size>,W=<wire>[:2,FLAGS]";
 // the UIDL is the part before the first ',' or ':' so it survives new/→cur/ and flags
 // changes made by any reader (mutt, Dovecot, Python's mailbox). Delivery is delivery.h.
+// Nothing below the Maildir is reached through a symlink: tmp/, new/, cur/, maildirsize
+// and the messages are opened relative to the Maildir's directory fd with O_NOFOLLOW,
+// and a symlink where one of them belongs makes the mailbox unavailable (throw_planted).
 #pragma once
 
 #include "spool/layout.h"
@@ -11,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,9 +55,16 @@ public:
   // the directory alone so every process agrees on it). Writers (delivery, remove) hold it
   // shared around "link/unlink + maildirsize append"; recalc holds it exclusive, so a
   // rebuild never misses or double-counts a concurrent change.
+  // `dir` itself is trusted (the caller checked the way to it); everything below it is
+  // opened without following symlinks.
   explicit Maildir(fs::path dir);
+  // `dir` is opened from the spool root with no symlink on the way (Layout::open_dir):
+  // what delivery, POP3, mh-purge and recalc use.
+  Maildir(const Layout& layout, fs::path dir);
 
   const fs::path& path() const noexcept { return dir_; }
+  // Whether the Maildir directory exists (a symlink in its place → throw_planted()).
+  bool exists() const { return top_fd() >= 0; }
 
   // new/ + cur/, dot files skipped, oldest first (by delivery time, then UIDL). A name
   // whose UIDL would not be 1–70 printable ASCII characters (no Maildir writer makes one)
@@ -66,8 +77,9 @@ public:
   std::optional<int> open_message(const MessageInfo& m) const;
   std::optional<std::string> read_message(const MessageInfo& m) const;   // whole message
 
-  // Unlinks the message and records "-<size> -1" in maildirsize (O_APPEND single write).
-  // Returns false (and records nothing) if it was already gone.
+  // Unlinks the message, then records "-<size> -1" in maildirsize (O_APPEND single write):
+  // a crash in between over-counts, never under-counts. Returns false (and records
+  // nothing) if it was already gone.
   bool remove(const MessageInfo& m);
 
   // From maildirsize (recalculated under lock if missing, unparsable or over 5120 bytes).
@@ -81,12 +93,24 @@ public:
 
   // Appends one "<bytes> <count>\n" line to maildirsize with a single O_APPEND write.
   // Callers hold writer_lock(). A missing maildirsize is left missing: the next usage()
-  // rebuilds it from the files, which already include this change.
-  void record(std::int64_t bytes, std::int64_t messages);
+  // rebuilds it from the files, which already include this change. Returns true when the
+  // file is now past maildirsize_max_bytes: the caller then releases writer_lock() and
+  // calls shrink_maildirsize() (Maildir++: whichever writer sees it rewrites it).
+  bool record(std::int64_t bytes, std::int64_t messages);
+  // Rebuilds maildirsize from the files when it is past maildirsize_max_bytes (or missing
+  // or unparsable), under the exclusive lock: callers must not hold writer_lock().
+  void shrink_maildirsize() const { (void)usage(); }
 
   // The lock every writer holds (shared) around "change a file + record()"; recalc holds it
   // exclusive. Returned lock is released by its destructor.
   FileLock writer_lock() const;
+
+  // The open tmp/, new/, cur/ (owned by this Maildir and its copies), for linkat(),
+  // unlinkat(), fsync(). Error when the folder does not exist; throw_planted() when a
+  // symlink stands in its place.
+  int tmp_fd() const { return required_fd(Folder::tmp); }
+  int new_fd() const { return required_fd(Folder::fresh); }
+  int cur_fd() const { return required_fd(Folder::cur); }
 
   fs::path new_dir() const { return dir_ / "new"; }
   fs::path cur_dir() const { return dir_ / "cur"; }
@@ -98,9 +122,20 @@ public:
   fs::path pop3_lock_path() const { return dir_ / ".pop3.lock"; }
 
 private:
+  enum class Folder { tmp, fresh, cur };
+  struct Dirs;
+
   Usage rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const;
+  // The Maildir's own fd, or a folder's; -1 when it does not exist (opened on first use,
+  // a missing one is tried again next time).
+  int top_fd() const;
+  int folder_fd(Folder f) const;
+  int required_fd(Folder f) const;
+  fs::path folder_path(Folder f) const;
+  std::optional<std::string> read_maildirsize() const;
 
   fs::path dir_;
+  std::shared_ptr<Dirs> dirs_;
 };
 
 } // namespace spool

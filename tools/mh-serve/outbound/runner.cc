@@ -334,10 +334,10 @@ private:
       try {
         claim = spool::QueueClaim::try_claim(layout_, id);
       } catch (const spool::Error& e) {
-        // Malformed, truncated or unreadable (permission): it will not get better by
-        // itself. Other errors (out of descriptors, disk trouble) are tried again.
+        // Malformed, truncated, unreadable (permission) or planted: it will not get
+        // better by itself. Other errors (out of descriptors, disk trouble) are tried again.
         if (e.code() == spool::Errc::bad_config || e.code() == spool::Errc::invalid_input ||
-            e.code() == spool::Errc::permission) {
+            e.code() == spool::Errc::permission || e.planted()) {
           quarantine(id, e.what());
           known_.erase(id);  // also when it could not be moved: the next scan finds it again
         } else {

@@ -26,7 +26,8 @@ public:
   virtual const std::vector<MaildropMessage>& messages() const = 0;
   // A read-only fd for the message's bytes (LF or CRLF line ends; the transfer encoder
   // makes them CRLF); the caller closes it. nullopt when the message is gone (purged by
-  // mh-purge or another reader since the snapshot). Throws on I/O errors.
+  // mh-purge or another reader since the snapshot). Throws MaildropUnavailable for a
+  // symlink in the message's place, anything else on I/O errors.
   virtual std::optional<int> open(std::size_t index) = 0;
   // UPDATE state (RFC 1939 §6): removes the message for good. True when it is gone
   // afterwards (removed now, or already gone: the client's wish is fulfilled either
@@ -40,12 +41,21 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// The mailbox cannot be used at all until an administrator acts: a symlink planted where
+// the Maildir, one of its folders or a message belongs (SPEC §8, RFC 3206 [SYS/PERM]).
+// what() names the path, for the log.
+class MaildropUnavailable : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 class MaildropProvider {
 public:
   virtual ~MaildropProvider() = default;
   // Opens and locks the maildrop of a canonical address (as Authenticator returned it).
   // Blocking (directory listing): called from Pop3Session::authenticate() on the pool.
-  // Throws MaildropBusy when another session holds it, anything else on I/O errors.
+  // Throws MaildropBusy when another session holds it, MaildropUnavailable when the
+  // mailbox is unusable (planted symlink), anything else on I/O errors.
   virtual std::unique_ptr<Maildrop> open(const std::string& address) = 0;
 };
 

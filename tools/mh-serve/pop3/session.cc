@@ -31,6 +31,9 @@ const std::string_view plaintext_refused =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 const std::string_view internal_error =
     "-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information.";
+// SPEC §8: a symlink planted in the mailbox; retrying will not help until an admin acts.
+const std::string_view mailbox_unavailable =
+    "-ERR [SYS/PERM] Mailbox is unavailable. Refer to server log for more information.";
 
 using text::quoted;
 using text::upper;
@@ -391,6 +394,11 @@ Output Pop3Session::authenticate() {
     out.log.push_back("login refused client=" + client_ip_ + " user=" + outcome.address + " result=in_use");
     err(out, "-ERR [IN-USE] Mailbox is locked by another POP3 session.", false);
     return out;
+  } catch (const MaildropUnavailable& e) {
+    out.log.push_back("login refused client=" + client_ip_ + " user=" + outcome.address +
+                      " result=unavailable detail=" + quoted(e.what()));
+    err(out, mailbox_unavailable, false);
+    return out;
   } catch (const std::exception& e) {
     out.log.push_back("login refused client=" + client_ip_ + " user=" + outcome.address +
                       " result=error detail=" + quoted(e.what()));
@@ -489,7 +497,8 @@ void Pop3Session::open_for_transfer(std::size_t index, long top_lines, Output& o
   } catch (const std::exception& e) {
     out.log.push_back("error client=" + client_ip_ + " user=" + address_ + " message=" + maildrop_->messages()[index].uidl +
                       " detail=" + quoted(e.what()));
-    err(out, internal_error, false);
+    const bool planted = dynamic_cast<const MaildropUnavailable*>(&e) != nullptr;
+    err(out, planted ? mailbox_unavailable : internal_error, false);
     return;
   }
   if (!fd) {

@@ -28,9 +28,31 @@ std::uint64_t count_wire_size(int fd, const std::filesystem::path& for_errors) {
   return size + bare_lfs;
 }
 
-SpoolMaildrop::SpoolMaildrop(const std::filesystem::path& maildir) : maildir_(maildir) {
+namespace {
+
+// A planted symlink (spool::Error::planted) or a permission error makes the mailbox
+// unusable until an administrator acts: [SYS/PERM], not the [SYS/TEMP] of other errors.
+template <class F>
+auto unless_planted(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const spool::Error& e) {
+    if (e.planted() || e.code() == spool::Errc::permission) throw MaildropUnavailable(e.what());
+    throw;
+  }
+}
+
+} // namespace
+
+SpoolMaildrop::SpoolMaildrop(const spool::Layout& layout, const std::filesystem::path& maildir)
+    : maildir_(layout, maildir) {
+  unless_planted([&] { return maildir_.exists(); });  // the walk, before a lock file is made in it
+  unless_planted([&] { lock_and_list(); });
+}
+
+void SpoolMaildrop::lock_and_list() {
   lock_ = spool::FileLock::try_acquire(maildir_.pop3_lock_path());
-  if (!lock_.holds()) throw MaildropBusy("mailbox " + maildir.string() + " is locked by another POP3 session");
+  if (!lock_.holds()) throw MaildropBusy("mailbox " + maildir_.path().string() + " is locked by another POP3 session");
   infos_ = maildir_.list();
   messages_.reserve(infos_.size());
   std::vector<spool::MessageInfo> kept;
@@ -56,7 +78,9 @@ SpoolMaildrop::SpoolMaildrop(const std::filesystem::path& maildir) : maildir_(ma
   infos_ = std::move(kept);
 }
 
-std::optional<int> SpoolMaildrop::open(std::size_t index) { return maildir_.open_message(infos_.at(index)); }
+std::optional<int> SpoolMaildrop::open(std::size_t index) {
+  return unless_planted([&] { return maildir_.open_message(infos_.at(index)); });
+}
 
 bool SpoolMaildrop::remove(std::size_t index) {
   try {
@@ -69,9 +93,7 @@ bool SpoolMaildrop::remove(std::size_t index) {
 
 std::unique_ptr<Maildrop> SpoolMaildropProvider::open(const std::string& address) {
   const spool::Address a = spool::Address::parse(address);
-  // Like delivery: no symlink on the way to the Maildir may lead out of the spool.
-  layout_.verify_no_symlinks(layout_.maildir(a));
-  return std::make_unique<SpoolMaildrop>(layout_.maildir(a));
+  return std::make_unique<SpoolMaildrop>(layout_, layout_.maildir(a));
 }
 
 } // namespace mh::pop3

@@ -25,15 +25,18 @@ namespace mh::pop3 {
 
 class SpoolMaildrop : public Maildrop {
 public:
-  // Locks and lists the Maildir; throws MaildropBusy when another session holds it,
-  // spool::Error on I/O errors.
-  explicit SpoolMaildrop(const std::filesystem::path& maildir);
+  // Opens the Maildir by the spool walk (no symlink followed below the root), locks and
+  // lists it; throws MaildropBusy when another session holds it, MaildropUnavailable for
+  // a planted symlink, spool::Error on I/O errors.
+  SpoolMaildrop(const spool::Layout& layout, const std::filesystem::path& maildir);
 
   const std::vector<MaildropMessage>& messages() const override { return messages_; }
   std::optional<int> open(std::size_t index) override;
   bool remove(std::size_t index) override;
 
 private:
+  void lock_and_list();
+
   spool::Maildir maildir_;
   spool::FileLock lock_;
   std::vector<spool::MessageInfo> infos_;
