@@ -234,4 +234,72 @@ std::optional<Address> account_for_address(const Layout& layout, std::string_vie
   return std::nullopt;
 }
 
+
+// --- postmaster ---------------------------------------------------------------------
+
+namespace {
+
+// A configured postmaster address (already checked by the config loader to be a plain
+// local@domain): an account of ours, someone outside, or — hosted domain, no such
+// account — nothing we could deliver to.
+std::optional<PostmasterRoute> configured_route(const Layout& layout, const std::string& configured,
+                                                const std::string& source) {
+  PostmasterRoute r;
+  r.source = source;
+  if (auto account = account_for_address(layout, configured)) {
+    r.kind = PostmasterRoute::Kind::account;
+    r.address = account->str();
+    return r;
+  }
+  try {
+    if (domain_exists(layout, Domain::parse(configured.substr(configured.rfind('@') + 1)))) return std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;  // not a domain name we could send to either
+  }
+  r.kind = PostmasterRoute::Kind::remote;
+  r.address = configured;
+  return r;
+}
+
+PostmasterRoute server_mailbox(std::string source) {
+  PostmasterRoute r;
+  r.source = std::move(source);
+  return r;
+}
+
+} // namespace
+
+bool is_postmaster(std::string_view local_part) {
+  constexpr std::string_view name = "postmaster";
+  return local_part.size() == name.size() &&
+         std::equal(name.begin(), name.end(), local_part.begin(),
+                    [](char n, char c) { return n == (c >= 'A' && c <= 'Z' ? c + 32 : c); });
+}
+
+std::string PostmasterRoute::describe() const {
+  switch (kind) {
+  case Kind::account: return "account " + address + " (" + source + ")";
+  case Kind::remote: return "queued for " + address + " (" + source + ")";
+  case Kind::server_mailbox: break;
+  }
+  return "server mailbox SPOOL/postmaster/Maildir (" + source + ")";
+}
+
+PostmasterRoute postmaster_route(const Layout& layout, const Domain& domain) {
+  const Address own(LocalPart::parse("postmaster"), domain);
+  if (account_exists(layout, own)) return {PostmasterRoute::Kind::account, own.str(), "account"};
+  const DomainConfig config = read_domain(layout, domain);
+  if (!config.postmaster.empty())
+    if (auto r = configured_route(layout, config.postmaster, "domain.yaml")) return *r;
+  // A configured address at a hosted domain without that account: still "domain.yaml",
+  // so the admin sees which setting did not lead anywhere.
+  return server_mailbox(config.postmaster.empty() ? "default" : "domain.yaml");
+}
+
+PostmasterRoute bare_postmaster_route(const Layout& layout, const std::string& configured) {
+  if (!configured.empty())
+    if (auto r = configured_route(layout, configured, "mailhost.yaml")) return *r;
+  return server_mailbox(configured.empty() ? "default" : "mailhost.yaml");
+}
+
 } // namespace spool

@@ -192,6 +192,23 @@ QueueEnvelope parse_envelope(const fs::path& file, std::string_view expected_id,
   return e;
 }
 
+// SPEC §8 "Addresses": a queue file never names a domain holding a path character or an
+// empty, "." or ".." label (the SMTP session refuses such addresses; this is the last
+// line, so no caller can ever write one). Local parts are the remote side's business
+// (an SRS0 hash may hold '/').
+bool address_domain_ok(std::string_view address) {
+  const auto at = address.rfind('@');
+  if (at == std::string_view::npos) return true;  // no domain to name
+  const std::string_view domain = address.substr(at + 1);
+  if (domain.find_first_of("/\\") != std::string_view::npos) return false;
+  for (std::size_t start = 0;;) {
+    const auto dot = domain.find('.', start);
+    if ((dot == std::string_view::npos ? domain.size() : dot) == start) return false;  // empty label
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 void check_envelope(const QueueEnvelope& e) {
   if (e.recipients.empty()) throw Error(Errc::invalid_input, "queue entry without recipients");
   if (e.recipients.size() > max_queue_recipients) throw Error(Errc::invalid_input, "too many recipients for one queue entry");
@@ -199,6 +216,9 @@ void check_envelope(const QueueEnvelope& e) {
     if (!queue_value_ok(*v)) throw Error(Errc::invalid_input, "queue envelope value has forbidden characters");
   for (const auto& r : e.recipients)
     if (r.empty() || !queue_value_ok(r)) throw Error(Errc::invalid_input, "bad queue recipient");
+  for (const auto& r : e.recipients)
+    if (!address_domain_ok(r)) throw Error(Errc::invalid_input, "queue recipient names a bad domain: " + r.substr(0, 254));
+  if (!address_domain_ok(e.sender)) throw Error(Errc::invalid_input, "queue sender names a bad domain: " + e.sender.substr(0, 254));
   if (!e.recipient_errors.empty() && e.recipient_errors.size() != e.recipients.size())
     throw Error(Errc::invalid_input, "queue envelope: recipient_errors does not match recipients");
   for (const auto& t : e.recipient_errors)

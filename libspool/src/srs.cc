@@ -1,11 +1,12 @@
 // srs.cc — SRS0 addresses (srs.h) in the format of libsrs2 / postsrsd:
 //   SRS0=HHHH=TT=domain=local@srs.domain
-// TT is the day number mod 1024 in two base32 characters; HHHH the first 4 base64
+// TT is the day number mod 1024 in two base32 characters; HHHH the first 4 base64url
 // characters of HMAC-SHA256(key, TT domain local). MTAs may change the case of an
 // address on the way back, so, as libsrs2 does, the HMAC input is lower-cased and the
 // hash and timestamp are compared case-insensitively (4 case-folded base64 characters
 // still leave about 2^21 guesses per address and day).
 // Deviations from libsrs2, on purpose:
+//  * the hash is in base64url ("-_" for "+/"): a "/" in an address is refused (SPEC §8);
 //  * no SRS1: an SRS0/SRS1 address of another forwarder is wrapped as SRS0 again (the
 //    bounce then goes back to that forwarder, which reverses its own address);
 //  * the hash is checked before the timestamp, so a tampered address is always reported
@@ -43,7 +44,9 @@ constexpr std::int64_t time_slots = 1024;     // 2 base32 characters (libsrs2 SR
 constexpr std::size_t hash_length = 4;        // libsrs2's default hash length
 constexpr std::string_view srs0_prefix = "SRS0=";
 constexpr std::string_view base32_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-constexpr std::string_view base64_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// base64url: SPEC §8 refuses "/" in any address, and SRS addresses come back to us as
+// RCPT TO; libsrs2 uses "+/" here (one of our documented deviations).
+constexpr std::string_view base64_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 using detail::ascii_lowered;
 using detail::iequals;

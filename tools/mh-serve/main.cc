@@ -12,6 +12,7 @@
 #include "serve_config.h"
 #include "smtp/spool_backend.h"
 
+#include <spool/accounts.h>
 #include <spool/error.h>
 #include <spool/owner.h>
 #include <spool/units.h>
@@ -52,6 +53,20 @@ int serve_stdio_pop3(const spool::Layout& layout, const mh::serve::Settings& set
   return mh::net::run_stdio_pop3(so, authenticator, maildrops);
 }
 
+// --check-config: where postmaster mail goes (SPEC §8), for the bare <postmaster> and
+// for every hosted domain, so an administrator sees it before the first message does.
+void describe_postmaster(const spool::Layout& layout, const std::string& configured, mh::Result& result) {
+  const spool::PostmasterRoute bare = spool::bare_postmaster_route(layout, configured);
+  result.text += "postmaster: " + bare.describe() + "\n";
+  result.data["postmaster"]["bare"] = bare.describe();
+  result.data["postmaster"]["domains"] = nlohmann::json::object();
+  for (const spool::Domain& d : spool::list_domains(layout)) {
+    const spool::PostmasterRoute r = spool::postmaster_route(layout, d);
+    result.text += "postmaster@" + d.str() + ": " + r.describe() + "\n";
+    result.data["postmaster"]["domains"][d.str()] = r.describe();
+  }
+}
+
 mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   const spool::Layout layout(spool::resolve_spool_root(tool.common().spool));
   const bool privileged = ::geteuid() == 0;
@@ -71,6 +86,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     }
     result.data["trusted_networks"] = nlohmann::json::array();
     for (const auto& n : client_check.trusted_networks()) result.data["trusted_networks"].push_back(n.text());
+    describe_postmaster(layout, settings.config.postmaster, result);
     return result;
   }
 
@@ -85,6 +101,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     }
     spool::act_as_spool_owner(layout);
     mh::smtp::SpoolBackend backend(layout, settings.config.limit_sending_per_hour);
+    backend.set_postmaster(settings.config.postmaster);
     backend.set_outbound({settings.hostname, nullptr});  // the running daemon's runner finds what it queues
     backend.set_filter_services(mh::serve::filter_services(layout, settings));
     mh::auth::SpoolAuthenticator authenticator(layout);  // per process under inetd, like POP3's
@@ -109,6 +126,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   so.delivery_threads = o.delivery_threads;
   so.shutdown_grace = spool::parse_duration(o.shutdown_grace);
   mh::smtp::SpoolBackend backend(layout, so.settings.config.limit_sending_per_hour);
+  backend.set_postmaster(so.settings.config.postmaster);
   // The outbound queue runner: built now (a resolver c-ares cannot use is a config
   // error before any port is bound), started once privileges are dropped.
   mh::outbound::QueueRunner runner(layout, so.settings);

@@ -25,6 +25,16 @@ nlohmann::json domain_json(const spool::Domain& d, const spool::DomainConfig& c)
 
 std::string quota_text(std::uint64_t q) { return q == 0 ? "none" : spool::format_size(q); }
 
+// Where postmaster@D goes (SPEC §8), stable for --json: kind account | remote |
+// server_mailbox, the address (or the server mailbox's path) and why.
+nlohmann::json postmaster_json(const spool::Layout& layout, const spool::PostmasterRoute& p) {
+  using K = spool::PostmasterRoute::Kind;
+  const char* kind = p.kind == K::account ? "account" : p.kind == K::remote ? "remote" : "server_mailbox";
+  return {{"kind", kind},
+          {"address", p.kind == K::server_mailbox ? layout.postmaster_maildir().string() : p.address},
+          {"source", p.source}};
+}
+
 Result run_add(const Tool& tool, const DomainOptions& o) {
   spool::Domain d = spool::Domain::parse(o.domain);
   spool::DomainConfig c;
@@ -77,6 +87,7 @@ Result run_show(const Tool& tool, const DomainOptions& o) {
   spool::DomainConfig c = spool::read_domain(layout, d);
   auto accounts = spool::list_accounts(layout, d);
   auto lists = spool::list_list_names(layout, d);
+  const spool::PostmasterRoute postmaster = spool::postmaster_route(layout, d);
   Result r;
   r.data = domain_json(d, c);
   r.data["accounts"] = nlohmann::json::array();
@@ -85,6 +96,7 @@ Result run_show(const Tool& tool, const DomainOptions& o) {
   for (const auto& l : lists) r.data["lists"].push_back(l.str());
   r.data["pop_server"] = "pop." + d.str();
   r.data["smtp_server"] = "smtp." + d.str();
+  r.data["postmaster"] = postmaster_json(layout, postmaster);
   r.text = format_fields({{"domain", d.str()},
                           {"unicode", d.unicode()},
                           {"state", c.suspended ? "suspended" : "active"},
@@ -92,6 +104,7 @@ Result run_show(const Tool& tool, const DomainOptions& o) {
                           {"quota", quota_text(c.quota)},
                           {"accounts", std::to_string(accounts.size())},
                           {"lists", std::to_string(lists.size())},
+                          {"postmaster", postmaster.describe()},
                           {"POP3 server", "pop." + d.str()},
                           {"SMTP server", "smtp." + d.str()}});
   return r;

@@ -43,6 +43,23 @@ void update_account(const Layout& layout, const Address& address, const std::fun
 // remote or malformed address).
 std::optional<Address> account_for_address(const Layout& layout, std::string_view address);
 
+// --- postmaster (RFC 5321 §4.5.1, SPEC §8 "postmaster") ---
+// Where mail to postmaster@D goes: the account `postmaster` of D, else D's domain.yaml
+// `postmaster:`, else the server's own mailbox (Layout::postmaster_maildir(), in no
+// quota). The bare <postmaster> goes to mailhost.yaml's `postmaster:` (`configured`),
+// else the server's mailbox. A configured address at a hosted domain must be an account
+// (else the server's mailbox: queueing it would only come back here); any other address
+// goes out through the queue.
+struct PostmasterRoute {
+  enum class Kind { account, remote, server_mailbox } kind = Kind::server_mailbox;
+  std::string address;   // account: canonical "local@domain"; remote: as configured; else ""
+  std::string source;    // why: "account", "domain.yaml", "mailhost.yaml" or "default"
+  std::string describe() const;  // one line for mh-user show / mh-serve --check-config
+};
+bool is_postmaster(std::string_view local_part);  // "postmaster", any case
+PostmasterRoute postmaster_route(const Layout& layout, const Domain& domain);
+PostmasterRoute bare_postmaster_route(const Layout& layout, const std::string& configured);
+
 // --- lists (names only here; mlist.h owns their content) ---
 std::vector<LocalPart> list_list_names(const Layout& layout, const Domain& domain);
 // Throws Error(exists) when `name` is taken by an account or list in `domain`.

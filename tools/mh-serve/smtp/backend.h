@@ -7,11 +7,20 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mh::smtp {
+
+// Thrown by begin_message(), MessageSink::append() and deliver() when the disk or the
+// file-system quota is full (ENOSPC, EDQUOT): the session answers 452 4.3.1 rather than
+// 451 4.3.0 (SPEC §8 "Disk full"). Whatever was half-written is gone by then.
+class StorageFull : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 // The peer of a session, as the network layer knows it. Whether it has authenticated is
 // the session's own state (SMTP AUTH), not the network layer's.
@@ -44,9 +53,14 @@ struct RecipientCheck {
     list,           // a mailing list or one of its control addresses: queued for the list
                     // processor under `canonical` (spool/list_mail.h)
     temporary,      // lookup failed (I/O, malformed spool file): try again later
+    redirect,       // postmaster mail routed to an outside address: queued under `canonical`
   } kind = Kind::temporary;
   std::string canonical;       // "local@domain" as stored (lower case, punycode) when local
   std::string detail;          // for the log only
+  // RFC 5321 §4.5.1 / SPEC §8: postmaster, always accepted — no FCrDNS, quota or
+  // suspension refusal. With kind `local`, `canonical` is the account or "postmaster"
+  // (the server's own mailbox), and the message goes to Envelope::postmaster.
+  bool postmaster = false;
 };
 
 // What DATA stores: local recipients get the message in their Maildir, remote ones (an
@@ -55,6 +69,9 @@ struct Envelope {
   std::string sender;                  // "" = the null sender <>
   std::vector<std::string> local;      // canonical, each checked as RecipientCheck::local
   std::vector<std::string> remote;     // as the client wrote them (domain lower-cased)
+  // Postmaster destinations (RecipientCheck::postmaster), stored straight into the
+  // Maildir: no filters, never refused for quota. "postmaster" = the server's mailbox.
+  std::vector<std::string> postmaster;
   std::string auth;                    // the authenticated account, "" = none
   std::string client_ip;               // for the spam scanner (filters)
   std::string helo;
@@ -69,6 +86,7 @@ struct DeliveryResult {
   std::string filter;          // for the log: what the recipient's filters did ("" = nothing)
   bool stored = true;          // delivered but not in the Maildir (a filter discarded,
                                // bounced or forwarded it): not logged as stored
+  bool storage_full = false;   // temporary because the disk is full (452 4.3.1)
 };
 
 // May an authenticated account send now? Asked at every MAIL, so `mh-user suspend

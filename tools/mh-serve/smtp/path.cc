@@ -19,6 +19,19 @@ using text::upper;
 
 bool printable_ascii(char c) { return c > 0x20 && c < 0x7f; }
 
+// Path characters (SPEC §8): refused in every part of an address, quoted or not.
+bool path_char(char c) { return c == '/' || c == '\\'; }
+
+// Every label non-empty: "a..b", ".a", "a." and the ".." of "d/../x" are refused.
+bool domain_labels_ok(std::string_view domain) {
+  for (std::size_t start = 0;;) {
+    const auto dot = domain.find('.', start);
+    if ((dot == std::string_view::npos ? domain.size() : dot) == start) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 std::string_view skip_spaces(std::string_view s) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   return s;
@@ -35,14 +48,17 @@ bool mailbox_syntax_ok(std::string_view address) {
   if (local.size() > 64) return false;  // §4.5.3.1.1
   const bool quoted = local.size() >= 2 && local.front() == '"' && local.back() == '"';
   for (char c : local)
-    if (!(printable_ascii(c) || (quoted && c == ' '))) return false;
+    if (!(printable_ascii(c) || (quoted && c == ' ')) || path_char(c)) return false;
   if (!quoted && local.find('@') != std::string_view::npos) return false;
   for (char c : domain)
-    if (!printable_ascii(c) || c == '@' || c == '<' || c == '>') return false;
-  return true;
+    if (!printable_ascii(c) || c == '@' || c == '<' || c == '>' || path_char(c)) return false;
+  return domain_labels_ok(domain);
 }
 
-PathCommand parse_path_command(std::string_view args, std::string_view keyword, bool allow_null_path) {
+bool is_bare_postmaster(std::string_view address) { return iequals(address, "postmaster"); }
+
+PathCommand parse_path_command(std::string_view args, std::string_view keyword, bool allow_null_path,
+                               bool allow_bare_postmaster) {
   PathCommand out;
   if (args.size() < keyword.size() || !iequals(args.substr(0, keyword.size()), keyword)) {
     out.problem = PathCommand::Problem::syntax;
@@ -73,7 +89,9 @@ PathCommand parse_path_command(std::string_view args, std::string_view keyword, 
     }
     path.remove_prefix(colon + 1);
   }
-  if (path.empty() ? !allow_null_path : !mailbox_syntax_ok(path)) {
+  const bool acceptable = path.empty() ? allow_null_path
+                                       : mailbox_syntax_ok(path) || (allow_bare_postmaster && is_bare_postmaster(path));
+  if (!acceptable) {
     out.problem = PathCommand::Problem::bad_address;
     return out;
   }

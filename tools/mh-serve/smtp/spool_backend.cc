@@ -9,16 +9,22 @@
 #include "smtp/spool_backend.h"
 
 #include <spool/accounts.h>
+#include <spool/atomic_file.h>
 #include <spool/bounce.h>
 #include <spool/delivery.h>
 #include <spool/error.h>
 #include <spool/filtered_delivery.h>
 #include <spool/list_mail.h>
+#include <spool/maildir.h>
 #include <spool/queue.h>
 #include <spool/quota.h>
 #include <spool/sending_rate.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +34,7 @@
 namespace mh::smtp {
 namespace {
 
+namespace fs = std::filesystem;
 using Kind = RecipientCheck::Kind;
 
 RecipientCheck verdict(Kind kind, std::string canonical = {}, std::string detail = {}) {
@@ -40,9 +47,76 @@ RecipientCheck verdict(Kind kind, std::string canonical = {}, std::string detail
 
 constexpr std::size_t max_captured_headers = 64 * 1024;  // for a DSN's text/rfc822-headers
 
+// Runs `f`, turning a full disk into StorageFull for the session (452 4.3.1, SPEC §8).
+template <class F>
+decltype(auto) storage_checked(F&& f) {
+  try {
+    return f();
+  } catch (const spool::Error& e) {
+    if (e.storage_full()) throw StorageFull(e.what());
+    throw;
+  }
+}
+
+// The Maildir of a postmaster destination (Envelope::postmaster): the server's own one,
+// made on first use (maildir.5 tmp/ new/ cur/; mutt -f reads it), or an account's.
+fs::path postmaster_maildir(const spool::Layout& layout, const std::string& destination) {
+  if (destination != "postmaster") return layout.maildir(spool::Address::parse(destination));
+  const fs::path dir = layout.postmaster_maildir();
+  layout.verify_no_symlinks(dir / "tmp");
+  if (::access((dir / "new").c_str(), F_OK) != 0) {
+    if (::mkdir(dir.parent_path().c_str(), 0700) != 0 && errno != EEXIST)
+      spool::throw_errno("cannot create directory", dir.parent_path(), errno);
+    try {
+      spool::create_maildir(dir);
+    } catch (const spool::Error& e) {
+      if (e.code() != spool::Errc::exists) throw;  // another session made it first
+    }
+  }
+  return dir;
+}
+
+// Postmaster mail (RFC 5321 §4.5.1): the finished message hard-linked into new/ and new/
+// fsynced, as deliver() does, but with no quota check and no filters. An account's copy
+// is counted in its maildirsize (it is there, using space); the server's mailbox is in
+// no quota. Returns the outcome for the session.
+DeliveryResult store_postmaster(const spool::Layout& layout, const spool::PendingMessage& msg,
+                                const std::string& destination) {
+  DeliveryResult r;
+  r.recipient = destination;
+  try {
+    spool::Maildir md(postmaster_maildir(layout, destination));
+    layout.verify_no_symlinks(md.new_dir());
+    const fs::path target = md.new_dir() / (msg.unique_name() + ",S=" + std::to_string(msg.size()) +
+                                            ",W=" + std::to_string(msg.wire_size()));
+    bool shrink = false;
+    {
+      spool::FileLock writer = md.writer_lock();
+      if (::link(msg.tmp_path().c_str(), target.c_str()) != 0)
+        spool::throw_errno("cannot link message into", target, errno);
+      try {
+        if (destination != "postmaster") shrink = md.record(static_cast<std::int64_t>(msg.size()), 1);
+        spool::fsync_directory(md.new_dir());
+      } catch (const spool::Error&) {
+        ::unlink(target.c_str());  // not durable or not counted: must not stay visible
+        throw;
+      }
+    }
+    if (shrink) md.shrink_maildirsize();
+    r.status = DeliveryResult::Status::delivered;
+    r.uidl = msg.unique_name();
+    r.detail = "postmaster mail stored in " + md.path().string();
+  } catch (const spool::Error& e) {
+    r.status = DeliveryResult::Status::temporary;
+    r.storage_full = e.storage_full();
+    r.detail = e.what();
+  }
+  return r;
+}
+
 class SpoolSink : public MessageSink {
 public:
-  // Local recipients: stream into the first one's Maildir (local non-empty).
+  // Local or postmaster recipients: stream into the first one's Maildir.
   SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, const spool::FilterServices& filters,
             spool::PendingMessage message, std::vector<spool::Address> local, Envelope envelope, std::int64_t now)
       : layout_(layout), outbound_(outbound), filters_(filters), message_(std::move(message)), local_(std::move(local)),
@@ -67,11 +141,23 @@ public:
 
   void append(std::string_view bytes) override {
     capture_headers(bytes);
-    if (message_) message_->append(bytes);
-    else queued_->append(bytes);
+    storage_checked([&] {
+      if (message_) message_->append(bytes);
+      else queued_->append(bytes);
+    });
   }
 
   std::vector<DeliveryResult> deliver() override {
+    return storage_checked([&] { return deliver_all(); });
+  }
+
+  void abort() noexcept override {
+    if (message_) message_->abort();
+    if (queued_) queued_->abort();
+  }
+
+private:
+  std::vector<DeliveryResult> deliver_all() {
     if (!envelope_.remote.empty()) {
       if (message_) {
         message_->finish();  // step 1: the one data fsync
@@ -82,7 +168,20 @@ public:
     std::vector<DeliveryResult> out;
     bool temporary = false;
     std::vector<spool::BounceFailure> failed;  // local recipients refused after DATA
-    if (message_) {
+    if (message_ && !envelope_.postmaster.empty()) {
+      try {
+        message_->finish();  // the one data fsync (a no-op when the queue step did it)
+      } catch (...) {
+        if (queued_) queued_->withdraw();
+        throw;
+      }
+      for (const auto& destination : envelope_.postmaster) {
+        out.push_back(store_postmaster(layout_, *message_, destination));
+        temporary = temporary || out.back().status == DeliveryResult::Status::temporary;
+      }
+      if (local_.empty()) message_->abort();  // every link is made: drop the tmp/ name
+    }
+    if (message_ && !local_.empty()) {
       std::vector<spool::FilteredOutcome> outcomes;
       try {
         // Step 3, with each recipient's filters (spool/filtered_delivery.h).
@@ -137,12 +236,6 @@ public:
     return out;
   }
 
-  void abort() noexcept override {
-    if (message_) message_->abort();
-    if (queued_) queued_->abort();
-  }
-
-private:
   // The header block, kept while it streams by: after delivery the message exists only
   // under its recipients' names, and a DSN quotes the headers (RFC 3464 §2).
   void capture_headers(std::string_view bytes) {
@@ -207,9 +300,26 @@ private:
 
 } // namespace
 
+// RFC 5321 §4.5.1: accepted whatever the domain's state or quota (SPEC §8 "postmaster").
+RecipientCheck SpoolBackend::check_postmaster(const spool::PostmasterRoute& route) {
+  using R = spool::PostmasterRoute::Kind;
+  RecipientCheck r = route.kind == R::remote ? verdict(Kind::redirect, route.address)
+                                             : verdict(Kind::local, route.kind == R::account ? route.address : "postmaster");
+  r.postmaster = true;
+  r.detail = "postmaster: " + route.describe();
+  return r;
+}
+
 RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint64_t size_hint) {
   const auto at = mailbox.rfind('@');
-  if (at == std::string_view::npos) return verdict(Kind::unknown_user);
+  if (at == std::string_view::npos) {
+    if (!spool::is_postmaster(mailbox)) return verdict(Kind::unknown_user);
+    try {
+      return check_postmaster(spool::bare_postmaster_route(layout_, postmaster_));
+    } catch (const spool::Error& e) {
+      return verdict(Kind::temporary, {}, e.what());
+    }
+  }
   std::optional<spool::Domain> domain;
   try {
     domain = spool::Domain::parse(mailbox.substr(at + 1));
@@ -230,6 +340,7 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
   }
   try {
     if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
+    if (spool::is_postmaster(mailbox.substr(0, at))) return check_postmaster(spool::postmaster_route(layout_, *domain));
     const spool::DomainConfig domain_config = spool::read_domain(layout_, *domain);
     if (domain_config.suspended) return verdict(Kind::disabled, {}, "domain suspended");
     const std::string_view written = mailbox.substr(0, at);
@@ -266,16 +377,22 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
 }
 
 std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelope) {
-  std::vector<spool::Address> local;
-  for (const auto& r : envelope.local) local.push_back(spool::Address::parse(r));
-  if (local.empty() && envelope.remote.empty()) throw spool::Error(spool::Errc::other, "no recipients");
-  if (local.empty())
-    return std::make_unique<SpoolSink>(layout_, outbound_, spool::QueueMessage::begin(layout_), envelope, now());
-  // The tmp file lives in the first recipient's Maildir, so the link into each new/ is on
-  // the same file system in the common case (deliver() copies on EXDEV).
-  layout_.verify_no_symlinks(layout_.maildir(local.front()) / "tmp");
-  auto message = spool::PendingMessage::begin(layout_.maildir(local.front()));
-  return std::make_unique<SpoolSink>(layout_, outbound_, filters_, std::move(message), std::move(local), envelope, now());
+  return storage_checked([&]() -> std::unique_ptr<MessageSink> {
+    std::vector<spool::Address> local;
+    for (const auto& r : envelope.local) local.push_back(spool::Address::parse(r));
+    if (local.empty() && envelope.remote.empty() && envelope.postmaster.empty())
+      throw spool::Error(spool::Errc::other, "no recipients");
+    if (local.empty() && envelope.postmaster.empty())
+      return std::make_unique<SpoolSink>(layout_, outbound_, spool::QueueMessage::begin(layout_), envelope, now());
+    // The tmp file lives in the first recipient's Maildir, so the link into each new/ is
+    // on the same file system in the common case (deliver() copies on EXDEV).
+    const fs::path first =
+        local.empty() ? postmaster_maildir(layout_, envelope.postmaster.front()) : layout_.maildir(local.front());
+    layout_.verify_no_symlinks(first / "tmp");
+    auto message = spool::PendingMessage::begin(first);
+    return std::make_unique<SpoolSink>(layout_, outbound_, filters_, std::move(message), std::move(local), envelope,
+                                       now());
+  });
 }
 
 SenderState SpoolBackend::sender_state(std::string_view account) {

@@ -6,11 +6,15 @@
 // recipients (authenticated relay) get the same file hard-linked into the outbound queue
 // (spool/queue.h) — or, with no local recipient, the message streams straight into
 // queue/tmp/. Never more than a write buffer of a message is in memory. Thread-safe:
-// one instance serves all sessions.
+// one instance serves all sessions. Postmaster mail (RFC 5321 §4.5.1) bypasses the
+// suspension and quota checks and the filters: it is linked straight into its Maildir
+// (the server's own SPOOL/postmaster/Maildir/ made on first use, in no quota).
+// Disk full (ENOSPC/EDQUOT) anywhere is thrown as StorageFull (backend.h).
 #pragma once
 
 #include "smtp/backend.h"
 
+#include <spool/accounts.h>
 #include <spool/config.h>
 #include <spool/filtered_delivery.h>
 #include <spool/layout.h>
@@ -47,9 +51,15 @@ public:
   // Filters at local delivery and SRS addresses at RCPT (serve::filter_services). Set
   // once, before serving; without it forwards keep their sender and SRS0 is not ours.
   void set_filter_services(spool::FilterServices services) { filters_ = std::move(services); }
+  // mailhost.yaml `postmaster:`, where the bare <postmaster> goes ("" = the server's
+  // mailbox, spool::bare_postmaster_route). Set once, before serving.
+  void set_postmaster(std::string configured) { postmaster_ = std::move(configured); }
 
 private:
+  RecipientCheck check_postmaster(const spool::PostmasterRoute& route);
+
   spool::Layout layout_;
+  std::string postmaster_;
   Outbound outbound_;
   spool::FilterServices filters_;
   std::atomic<std::uint32_t> id_counter_{0};
