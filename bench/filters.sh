@@ -134,6 +134,7 @@ make_spool() {
 listen: { smtp: "127.0.0.1:$PORT" }
 trusted_networks: ["127.0.0.0/8"]
 outbound: { hold: true }
+timeouts: { greet_wait: 0 }  # per-message connections: measure delivery, not the pregreet wait
 EOF
     id "$OWNER" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin "$OWNER"

@@ -113,6 +113,7 @@ trusted_networks: ["127.0.0.0/8"]
 relay: { host: "127.0.0.1:$SINK_PORT", tls: none }
 outbound: { retry: [1s], give_up: 1d, timeout: 60s, connect_timeout: 5s }
 limits: { sending_per_hour: 1000000 }
+timeouts: { greet_wait: 0 }  # per-message connections: measure delivery, not the pregreet wait
 EOF
     "$MH_SERVE" --spool "$SPOOL" --check-config >/dev/null 2>>"$WORK/mh-serve.log" \
         || die "mh-serve --check-config refuses $SPOOL/mailhost.yaml (see $WORK/mh-serve.log)"

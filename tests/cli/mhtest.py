@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 import unittest
 
 BIN = os.environ.get("MH_BIN", os.path.join(os.path.dirname(__file__), "../../build/tools"))
@@ -98,6 +100,44 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def converse(argv, steps, timeout=60):
+    """Runs a line-based client (openssl s_client …) as a well-behaved SMTP client would
+    talk: each step is (wait_for, data): `data` goes to its stdin once `wait_for` (bytes,
+    or None for at once) has appeared on its stdout since the previous step. A client
+    that wrote its whole script at once would be a synchronization error to mh-serve
+    before the greeting and after DATA (SPEC §8). Returns (exit code, stdout, stderr)
+    decoded as latin-1; a wait that times out just sends, and the test's checks fail."""
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = bytearray(), bytearray()
+
+    def pump(stream, into):
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            into.extend(chunk)
+
+    readers = [threading.Thread(target=pump, args=(p.stdout, out), daemon=True),
+               threading.Thread(target=pump, args=(p.stderr, err), daemon=True)]
+    for r in readers:
+        r.start()
+    seen = 0
+    deadline = time.time() + timeout
+    try:
+        for wait_for, data in steps:
+            if wait_for is not None:
+                while out.find(wait_for, seen) < 0 and p.poll() is None and time.time() < deadline:
+                    time.sleep(0.01)
+                found = out.find(wait_for, seen)
+                seen = found + len(wait_for) if found >= 0 else len(out)
+            p.stdin.write(data)
+            p.stdin.flush()
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    code = p.wait(timeout=max(1, deadline - time.time()))
+    for r in readers:
+        r.join(timeout=5)
+    return code, bytes(out).decode("latin-1"), bytes(err).decode("latin-1")
 
 
 def main():

@@ -234,7 +234,7 @@ class MailTestCase(SmtpTestCase):
         if self.HOLD_OUTBOUND and "outbound:" not in extra:
             hold = "outbound: { hold: true }\n"
         with open(self.path("mailhost.yaml"), "w") as f:
-            f.write(f"hostname: {HOST}\nlisten: {{ {listen} }}\n{trusted}{hold}{extra}")
+            f.write(f"hostname: {HOST}\nlisten: {{ {listen} }}\n{trusted}{hold}{self.from_header_config(extra)}{extra}")
 
     def start_mail_server(self, extra_config="", args=(), services=SERVICES, env=None):
         """Starts mh-serve with a listener for each of `services` on a free port of its

@@ -77,6 +77,15 @@ class SmtpTestCase(mhtest.SpoolTestCase):
     and only the reverse-DNS tests (test_smtp_fcrdns.py) want the check made."""
 
     TRUSTED_NETWORKS = '["127.0.0.0/8"]'
+    # Most tests send header-less scripts as authenticated users: they predate SPEC §8's
+    # submission.from_header (default own-domain) and run with `any` unless the extra
+    # config names submission: itself or the class sets FROM_HEADER = None.
+    FROM_HEADER = "any"
+
+    def from_header_config(self, extra):
+        if self.FROM_HEADER is None or "submission:" in extra:
+            return ""
+        return f"submission: {{ from_header: {self.FROM_HEADER} }}\n"
 
     def setUp(self):
         super().setUp()
@@ -97,7 +106,8 @@ class SmtpTestCase(mhtest.SpoolTestCase):
         if self.TRUSTED_NETWORKS is not None and "trusted_networks:" not in extra:
             trusted = f"trusted_networks: {self.TRUSTED_NETWORKS}\n"
         with open(self.path("mailhost.yaml"), "w") as f:
-            f.write(f'hostname: {HOST}\nlisten: {{ smtp: "127.0.0.1:{self.port}" }}\n{trusted}{extra}')
+            f.write(f'hostname: {HOST}\nlisten: {{ smtp: "127.0.0.1:{self.port}" }}\n{trusted}'
+                    f'{self.from_header_config(extra)}{extra}')
 
     def start_server(self, extra_config="", args=()):
         self.port = mhtest.free_port()

@@ -265,12 +265,13 @@ class Submission(AuthCase):
         tmp = self.path("queue", "tmp")
         self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [])
 
-    def test_sender_must_belong_to_the_account_domain(self):
+    def test_sender_must_be_the_account(self):
         c = self.authed()
-        for sender in ("bob@remote.test", "alice@example.org.evil.test", ""):
+        # SPEC §8: the envelope sender is the authenticated account, not just its domain.
+        for sender in ("bob@remote.test", "alice@example.org.evil.test", "", "bob@example.org"):
             self.assertEqual(c.cmd(f"MAIL FROM:<{sender}>"),
                              f"553 5.7.1 <{sender}>: Sender address rejected: not owned by user alice@example.org")
-        self.assertEqual(c.cmd("MAIL FROM:<Bob@EXAMPLE.org>"), "250 2.1.0 Ok")
+        self.assertEqual(c.cmd("MAIL FROM:<Alice@EXAMPLE.org>"), "250 2.1.0 Ok")
         self.assertEqual(c.cmd("RCPT TO:<alice@example.org>"), "250 2.1.5 Ok")
         self.assertEqual(c.cmd("DATA"), DATA_GO)
         self.assertRegex(c.cmd("Subject: own domain\r\n\r\nok\r\n."), QUEUED)

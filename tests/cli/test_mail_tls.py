@@ -155,10 +155,12 @@ class TlsService(MailTestCase):
 
     # --- versions, checked with a client that is not ours ----------------------------
 
-    def s_client(self, port, *args, stdin=b""):
-        r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", HOST, *args],
-                           input=stdin, capture_output=True, timeout=30)
-        return r.returncode, (r.stdout + r.stderr).decode("latin-1")
+    def s_client(self, port, *args, stdin=b"", wait_for=None):
+        """With `wait_for`, the script goes only once that reply was read (an SMTPS client
+        talking before the greeting is a synchronization error, SPEC §8)."""
+        argv = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", HOST, *args]
+        code, out, err = mhtest.converse(argv, [(wait_for, stdin)], timeout=30)
+        return code, out + err
 
     def test_tls_1_0_and_1_1_refused_by_the_server_1_2_and_1_3_accepted(self):
         cases = [("smtps", []), ("pop3s", []), ("submission", ["-starttls", "smtp"]), ("smtp", ["-starttls", "smtp"]),
@@ -180,8 +182,9 @@ class TlsService(MailTestCase):
                 with self.subTest(service=service, version=version):
                     smtp = not service.startswith("pop3")
                     script = b"EHLO client.test\nQUIT\n" if smtp else b"CAPA\nQUIT\n"
+                    greeting = b"220 " if service == "smtps" else None
                     code, out = self.s_client(self.ports[service], *extra, "-tls" + version, "-brief", "-crlf",
-                                              "-ign_eof", stdin=script)
+                                              "-ign_eof", stdin=script, wait_for=greeting)
                     self.assertEqual(code, 0, out)
                     self.assertIn("Protocol version: TLSv" + version.replace("_", "."), out)
                     text = out.replace("\r\n", "\n")

@@ -123,6 +123,12 @@ smtp::SessionConfig session_config(const Settings& settings) {
   c.hostname = settings.hostname;
   c.message_size_limit = settings.config.limit_message_size;
   c.max_recipients = settings.config.limit_recipients;
+  using Policy = spool::ServerConfig::FromHeaderPolicy;
+  switch (settings.config.submission_from_header) {
+  case Policy::any: c.from_header = smtp::FromPolicy::any; break;
+  case Policy::own_domain: c.from_header = smtp::FromPolicy::own_domain; break;
+  case Policy::own_address: c.from_header = smtp::FromPolicy::own_address; break;
+  }
   return c;
 }
 

@@ -2,7 +2,10 @@
 // check, and the hand-off of deliveries and logins to the blocking pool.
 #include "net/connection.h"
 
+#include "net/deadline.h"
 #include "net/log.h"
+
+#include <optional>
 
 namespace mh::net {
 namespace {
@@ -36,6 +39,7 @@ smtp::SessionConfig config_for(const SharedState& shared, serve::Service service
   config.tls_active = service == serve::Service::smtps;
   config.tls_available = shared.tls != nullptr;  // on SMTPS, STARTTLS gets "TLS already active"
   config.plaintext_auth_allowed = shared.client_check->plaintext_login_allowed(ip);
+  config.sync_required = true;  // RFC 2920 §3.1 on every listener (--stdio is exempt)
   return config;
 }
 
@@ -56,8 +60,10 @@ asio::awaitable<bool> start_tls(std::shared_ptr<Connection> c, std::string repli
 asio::awaitable<bool> process(std::shared_ptr<Connection> c, std::size_t n) {
   std::string_view in(c->buffer.data(), n);
   std::string replies;
+  // Sent already but not yet read: a DATA at the end of this read has company.
+  const bool more_pending = c->stream.input_pending();
   while (!in.empty()) {
-    smtp::Output o = c->session.feed(in);
+    smtp::Output o = c->session.feed(in, more_pending);
     in.remove_prefix(o.consumed);
     replies += o.replies;
     log_output(o);
@@ -113,25 +119,59 @@ asio::awaitable<void> last_words(std::shared_ptr<Connection> c, smtp::Output o) 
   co_await say_last(std::move(c), std::move(o.replies));
 }
 
+// True when the client sent something before the greeting (SPEC §8): on the smtp
+// listener after timeouts.greet_wait (postscreen's pregreet test, shortened: spam
+// software that talks first is caught before it costs a delivery), elsewhere at once
+// (submission and SMTPS clients are our own users).
+asio::awaitable<bool> talked_first(std::shared_ptr<Connection> c) {
+  if (c->service == serve::Service::smtp && c->shared.greet_wait.count() > 0) {
+    const bool waited = co_await pause(c, c->shared.greet_wait);
+    if (!waited) co_return false;  // stopping: the loop says goodbye
+  }
+  co_return c->stream.input_pending();
+}
+
+// Deadlines, not idle timers (SPEC §8; net/deadline.h): a command line must be complete
+// within timeouts.command of the previous reply — the bytes of the line do not move the
+// deadline, so a trickler is cut as surely as a silent client. DATA runs on DataDeadline.
+void set_read_deadline(Connection& c, std::optional<DataDeadline>& data) {
+  const auto now = steady_clock::now();
+  if (c.session.in_data()) {
+    if (!data) data.emplace(now, c.shared.timeout_data, c.shared.min_data_rate);  // its 354 just went out
+    set_deadline(c, data->deadline());
+    c.replied = false;
+    return;
+  }
+  data.reset();
+  if (std::exchange(c.replied, false)) set_deadline(c, now + c.shared.timeout_command);
+}
+
 asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
   if (c->service == serve::Service::smtps) {
     auto context = c->shared.tls->current();
     const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtps");
     if (!secured) co_return;
   }
+  const bool early = co_await talked_first(c);
+  if (early) {
+    co_await last_words(c, c->session.protocol_sync_error("bytes before the greeting"));
+    co_return;
+  }
   std::string greeting = c->session.greeting().replies;
   const bool greeted = co_await send(c, std::move(greeting));
   if (!greeted) co_return;
+  std::optional<DataDeadline> data;
   while (!c->session.closed()) {
     if (c->force_stop || (c->shared.stopping && !c->session.in_transaction())) {
       smtp::Output bye = c->session.shutdown();
       co_await last_words(c, std::move(bye));
       co_return;
     }
-    c->deadline = steady_clock::now() + (c->session.in_data() ? c->shared.timeout_data : c->shared.timeout_command);
+    set_read_deadline(*c, data);
     c->waiting_idle = !c->session.in_transaction();
     const IoResult r = co_await read_some(c);
     c->waiting_idle = false;
+    if (data && !r.ec) data->received(steady_clock::now(), r.bytes);
     if (r.ec) {
       if (c->timed_out) {
         smtp::Output bye = c->session.timeout();

@@ -58,10 +58,17 @@ void open_link(const std::shared_ptr<Link>& link) {
   asio::co_spawn(link->stream.socket().get_executor(), watchdog(link), asio::detached);
 }
 
+void set_deadline(Link& c, steady_clock::time_point when) {
+  if (c.timed_out) return;  // the goodbye's own deadline stands
+  c.deadline = when;
+  if (when < c.timer.expiry()) c.timer.cancel();  // the watchdog re-arms at the new time
+}
+
 asio::awaitable<bool> send_all(std::shared_ptr<Link> c, std::string text, std::chrono::milliseconds timeout) {
   if (text.empty()) co_return true;
   if (!c->timed_out) c->deadline = steady_clock::now() + timeout;
   const IoResult r = co_await c->stream.write_all(asio::buffer(text));
+  if (!r.ec) c->replied = true;
   co_return !r.ec;
 }
 

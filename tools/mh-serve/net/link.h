@@ -48,6 +48,7 @@ struct Link {
   bool timed_out = false;     // the watchdog fired
   bool force_stop = false;    // shutdown grace is over
   bool waiting_idle = false;  // blocked reading, nothing open
+  bool replied = false;       // send_all wrote a reply: the next command's deadline starts now
   std::array<char, 16384> buffer;
 };
 
@@ -56,8 +57,11 @@ inline constexpr std::chrono::seconds last_words_time{2};
 
 // Registers the link with its worker and starts its watchdog.
 void open_link(const std::shared_ptr<Link>& link);
+// Moves the deadline, waking the watchdog when it is now earlier than the one it waits for.
+void set_deadline(Link& link, std::chrono::steady_clock::time_point when);
 // Writes `text` completely, first moving the deadline `timeout` ahead (unless the
-// watchdog already fired); false when the client is gone or too slow.
+// watchdog already fired), and marks the link `replied`; false when the client is gone
+// or too slow.
 asio::awaitable<bool> send_all(std::shared_ptr<Link> link, std::string text, std::chrono::milliseconds timeout);
 // A last reply (shutdown, timeout) within last_words_time; errors ignored: we are closing.
 asio::awaitable<void> say_last(std::shared_ptr<Link> link, std::string text);

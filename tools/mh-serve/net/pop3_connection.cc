@@ -79,7 +79,8 @@ asio::awaitable<bool> start_tls(std::shared_ptr<Pop3Connection> c, std::string r
   const bool sent = co_await send(c, std::move(replies));
   if (!sent) co_return false;
   auto context = c->shared.tls->current();
-  const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_pop3, "pop3");
+  // SPEC §8: a TLS handshake is bounded by timeouts.command, not POP3's longer idle time.
+  const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "pop3");
   if (!secured) co_return false;
   c->session.tls_started();
   co_return true;
@@ -159,7 +160,7 @@ asio::awaitable<void> last_words(std::shared_ptr<Pop3Connection> c, pop3::Output
 asio::awaitable<void> session_loop(std::shared_ptr<Pop3Connection> c) {
   if (c->service == serve::Service::pop3s) {
     auto context = c->shared.tls->current();
-    const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_pop3, "pop3s");
+    const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "pop3s");
     if (!secured) co_return;
   }
   std::string greeting = c->session.greeting().replies;
@@ -173,7 +174,9 @@ asio::awaitable<void> session_loop(std::shared_ptr<Pop3Connection> c) {
       co_await last_words(c, std::move(bye));
       co_return;
     }
-    c->deadline = steady_clock::now() + c->shared.timeout_pop3;
+    // A deadline per command line from the previous reply (SPEC §8): bytes of an
+    // unfinished line do not move it, so a client trickling a line is cut like a silent one.
+    if (std::exchange(c->replied, false)) set_deadline(*c, steady_clock::now() + c->shared.timeout_pop3);
     c->waiting_idle = true;
     const IoResult r = co_await read_some(c);
     c->waiting_idle = false;

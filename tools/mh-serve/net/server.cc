@@ -45,6 +45,8 @@ public:
     shared_.timeout_command = o.settings.config.timeout_command;
     shared_.timeout_pop3 = o.settings.pop3_timeout();
     shared_.timeout_data = o.settings.config.timeout_data;
+    shared_.greet_wait = o.settings.config.timeout_greet_wait;
+    shared_.min_data_rate = o.settings.config.limit_min_data_rate;
     shared_.blocking_pool = &pool_;
   }
 

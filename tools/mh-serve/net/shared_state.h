@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 
 namespace mh::net {
 
@@ -28,7 +29,9 @@ struct SharedState {
   TlsStore* tls = nullptr;
   std::chrono::milliseconds timeout_command{300000};
   std::chrono::milliseconds timeout_data{600000};
+  std::chrono::milliseconds greet_wait{300};        // timeouts.greet_wait (smtp listener only)
   std::chrono::milliseconds timeout_pop3{600000};  // POP3 idle time (RFC 1939: ≥ 10 min by default)
+  std::uint32_t min_data_rate = 500;               // limits.min_data_rate (net/deadline.h); 0 = off
   asio::thread_pool* blocking_pool = nullptr;  // fsync of deliveries, password hashing
   std::atomic<bool> stopping{false};
 };

@@ -15,6 +15,12 @@ asio::awaitable<IoResult> Stream::read_some(asio::mutable_buffer buffer) {
   co_return r;
 }
 
+bool Stream::input_pending() {
+  asio::error_code ec;
+  if (socket().available(ec) > 0 && !ec) return true;
+  return tls_ && SSL_pending(tls_->native_handle()) > 0;
+}
+
 asio::awaitable<IoResult> Stream::write_all(asio::const_buffer buffer) {
   IoResult r;
   if (tls_)

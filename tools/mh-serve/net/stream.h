@@ -23,6 +23,10 @@ public:
   // The TCP socket underneath (to cancel, shut down or close it).
   asio::ip::tcp::socket& socket() noexcept { return tls_ ? tls_->next_layer() : plain_; }
   bool secure() const noexcept { return tls_.has_value(); }
+  // True when the client has sent bytes we have not read yet: waiting in the kernel, or
+  // decrypted and held by OpenSSL. (TLS records still inside Asio's engine buffer are not
+  // seen: the check is exact on plain TCP, best effort under TLS.)
+  bool input_pending();
 
   asio::awaitable<IoResult> read_some(asio::mutable_buffer buffer);
   asio::awaitable<IoResult> write_all(asio::const_buffer buffer);

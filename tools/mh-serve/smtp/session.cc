@@ -24,11 +24,15 @@ struct SmtpSession::Transaction {
   std::uint64_t declared_size = 0;
   std::vector<std::string> recipients;  // local, canonical, each once
   std::vector<std::string> remote;      // relayed (authenticated only), each once
+  std::vector<std::string> postmaster;  // RFC 5321 §4.5.1 destinations (Envelope::postmaster)
   std::vector<std::string> refused;     // "<addr>(550 5.1.1)" for the log
   std::unique_ptr<MessageSink> sink;
   std::unique_ptr<DataReader> data;
   std::string id;
   std::string write_error;              // set when appending to the sink failed
+  bool storage_full = false;            // ... because the disk is full (StorageFull)
+  std::string head;                     // the message's first bytes, for the From: policy
+  bool keep_head = false;               // authenticated, and the policy is not `any`
 };
 
 namespace {
@@ -40,6 +44,21 @@ constexpr unsigned command_states = bit(State::connected) | bit(State::greeted) 
 
 const std::string too_many_recipients = "452 4.5.3 Too many recipients";
 const std::string mail_in_progress = "503 5.5.1 Error: MAIL transaction in progress";
+// SPEC §8 "Disk full": ENOSPC/EDQUOT while storing (the backend throws StorageFull).
+const std::string storage_full_reply = "452 4.3.1 Insufficient system storage";
+
+bool is_storage_full(const std::exception& e) { return dynamic_cast<const StorageFull*>(&e) != nullptr; }
+const std::string sync_error_reply = "554 5.5.0 Error: SMTP protocol synchronization";
+
+// The From: policy reads at most this much of a message: a header block longer than
+// this without a From: counts as having none (the bound keeps memory flat).
+constexpr std::size_t max_head_capture = 64 * 1024;
+
+// The DATA command, whatever follows the verb (a malformed DATA is still answered, so
+// bytes behind it were still sent before its reply).
+bool is_data_line(std::string_view line) {
+  return line.size() >= 4 && text::upper(line.substr(0, 4)) == "DATA" && (line.size() == 4 || line[4] == ' ');
+}
 
 // A command line other than AUTH may not exceed RFC 5321's 512 octets with CRLF; the
 // line reader itself allows AUTH's 12288 (RFC 4954 §4).
@@ -164,6 +183,7 @@ void SmtpSession::finish_transaction(Output& out, const std::string& result, con
   if (!auth_address_.empty()) line += " auth=" + auth_address_;
   line += " from=<" + tx_->sender + ">";
   for (const auto& r : tx_->recipients) line += " to=<" + r + ">";
+  for (const auto& r : tx_->postmaster) line += " to=<" + r + ">";
   for (const auto& r : tx_->remote) line += " to=<" + r + ">";
   for (const auto& r : tx_->refused) line += " refused=" + r;
   if (tx_->data) line += " size=" + std::to_string(tx_->data->size());
@@ -188,8 +208,9 @@ std::string SmtpSession::out_of_sequence(std::string_view verb) const {
 
 // --- input ---------------------------------------------------------------------------
 
-Output SmtpSession::feed(std::string_view in) {
+Output SmtpSession::feed(std::string_view in, bool more_pending) {
   Output out;
+  more_pending_ = more_pending;
   // Owed work first: nothing more is read until the network layer has done it.
   if (state_ == State::delivering || state_ == State::authenticating || state_ == State::starttls) {
     out.action = state_ == State::delivering       ? Action::deliver
@@ -220,6 +241,13 @@ std::size_t SmtpSession::feed_command(std::string_view in, Output& out) {
     reply(out, "500 5.5.2 Bare LF or CR in command line");
     break;
   case LineReader::Status::line:
+    // RFC 2920 §3.1: DATA ends a pipelined group; the client must wait for its reply.
+    // Bytes already behind it would be taken as message text by us but as commands by
+    // a client expecting a refusal (or the reverse): nothing of them is run or stored.
+    if (config_.sync_required && is_data_line(r.line) && (r.consumed < in.size() || more_pending_)) {
+      sync_error(out, "bytes after DATA before its reply");
+      break;
+    }
     dispatch(r.line, out);
     break;
   }
@@ -270,7 +298,9 @@ void SmtpSession::end_of_data(Output& out) {
   } else if (d.too_big()) {
     problem = "552 5.3.4 Message size exceeds fixed limit";
   } else if (!tx_->write_error.empty()) {
-    problem = "451 4.3.0 Error: local delivery failed, try again later";
+    problem = tx_->storage_full ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
+  } else if (!from_header_allowed()) {
+    problem = "550 5.7.1 From: header does not match the authenticated sender";
   }
   if (!problem.empty()) {
     reply(out, problem);
@@ -322,7 +352,8 @@ Output SmtpSession::deliver() {
   try {
     results = tx_->sink->deliver();
   } catch (const std::exception& e) {
-    const std::string line = "451 4.3.0 Error: local delivery failed, try again later";
+    const std::string line =
+        is_storage_full(e) ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
     reply(out, line);
     finish_transaction(out, line, "error=" + quoted(e.what()));
     return out;
@@ -362,7 +393,8 @@ Output SmtpSession::deliver() {
     // client then resends to everyone, so local recipients already served may get the
     // message twice — a duplicate is better than a silent loss. The backend has taken
     // the queued copy back, so remote recipients do not (backend.h).
-    result = "451 4.3.0 Error: local delivery failed, try again later";
+    const bool full = std::any_of(results.begin(), results.end(), [](const DeliveryResult& r) { return r.storage_full; });
+    result = full ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
     reply(out, result);
   } else if (failed_lines.empty()) {
     result = "250 2.0.0 " + ok_text;
@@ -536,6 +568,23 @@ Output SmtpSession::disconnected() {
   return out;
 }
 
+Output SmtpSession::protocol_sync_error(std::string_view when) {
+  Output out;
+  if (state_ != State::closed) sync_error(out, when);
+  return out;
+}
+
+void SmtpSession::sync_error(Output& out, std::string_view when) {
+  out.log.push_back("client=" + client_.ip + " protocol synchronization error: " + std::string(when));
+  close_with(out, sync_error_reply);  // aborts an open transaction: nothing is stored
+}
+
+// SPEC §8 submission.from_header: only authenticated mail is held to it.
+bool SmtpSession::from_header_allowed() const {
+  if (!tx_->keep_head) return true;
+  return from_header_ok(config_.from_header, tx_->head, auth_address_);
+}
+
 // --- checks --------------------------------------------------------------------------
 
 std::optional<std::string> SmtpSession::check_helo(Command& c) const {
@@ -565,17 +614,18 @@ std::optional<std::string> SmtpSession::check_mail(Command& c) const {
       return "555 5.5.4 Unsupported option: " + sanitize_for_header(key, 40);
     }
   }
-  // An authenticated user sends as someone of their own domain (RFC 6409 §6.1 lets the
-  // server enforce this). The null sender is for bounces, which users do not send.
+  // An authenticated user sends as the account itself (SPEC §8; RFC 6409 §6.1 lets the
+  // server enforce this), in any letter case. The null sender is for bounces, which
+  // users do not send.
   if (!auth_address_.empty() &&
-      (c.path.address.empty() ||
-       (config_.sender_must_match_domain && domain_of(c.path.address) != domain_of(auth_address_))))
-    return "553 5.7.1 <" + c.path.address + ">: Sender address rejected: not owned by user " + auth_address_;
+      (c.path.address.empty() || (config_.sender_must_be_account && lower(c.path.address) != lower(auth_address_))))
+    return "553 5.7.1 <" + c.path.address + ">: Sender address rejected: not owned by user " +
+           sanitize_for_header(auth_address_);  // whatever an authenticator returned: never a CRLF (fuzzing)
   return std::nullopt;
 }
 
 std::optional<std::string> SmtpSession::check_rcpt(Command& c) const {
-  c.path = parse_path_command(c.args, "TO:", /*allow_null_path=*/false);
+  c.path = parse_path_command(c.args, "TO:", /*allow_null_path=*/false, /*allow_bare_postmaster=*/true);
   if (c.path.problem == PathCommand::Problem::syntax) return "501 5.5.4 Syntax: RCPT TO:<address>";
   if (c.path.problem == PathCommand::Problem::bad_address) return "501 5.1.3 Bad recipient address syntax";
   if (!c.path.params.empty()) return "555 5.5.4 Unsupported option: " + sanitize_for_header(c.path.params[0].first, 40);
@@ -670,7 +720,7 @@ void SmtpSession::proceed_mail(const Command& c, Output& out) {
 
 void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
   const std::string shown = "<" + c.path.address + ">";
-  if (tx_->recipients.size() + tx_->remote.size() >= config_.max_recipients) {
+  if (tx_->recipients.size() + tx_->remote.size() + tx_->postmaster.size() >= config_.max_recipients) {
     reply(out, too_many_recipients);
     return;
   }
@@ -697,11 +747,11 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
   }
   if (check.kind == Kind::not_local) {
     refusal = "550 5.7.1 Relaying denied";
-  } else if (!authenticated && verdict_.kind != ClientVerdict::Kind::accepted) {
-    refusal = verdict_.reply;
+  } else if (!authenticated && verdict_.kind != ClientVerdict::Kind::accepted && !check.postmaster) {
+    refusal = verdict_.reply;  // postmaster is reachable even from a host failing FCrDNS
   } else if (check.kind == Kind::srs_invalid) {
     refusal = "550 5.1.1 " + shown + ": " + check.detail;
-  } else if (check.kind == Kind::srs_return || check.kind == Kind::list) {
+  } else if (check.kind == Kind::srs_return || check.kind == Kind::list || check.kind == Kind::redirect) {
     // A bounce to one of our forwarding addresses: sent on to the original sender
     // through the queue, as a relay we vouch for (the SRS hash proves we made it). A
     // list's mail takes the same way: the queue runner hands it to the list processor.
@@ -725,8 +775,8 @@ void SmtpSession::proceed_rcpt(const Command& c, Output& out) {
     return;
   }
   // A recipient named twice (perhaps in different spellings) gets one copy.
-  if (std::find(tx_->recipients.begin(), tx_->recipients.end(), check.canonical) == tx_->recipients.end())
-    tx_->recipients.push_back(check.canonical);
+  auto& into = check.postmaster ? tx_->postmaster : tx_->recipients;
+  if (std::find(into.begin(), into.end(), check.canonical) == into.end()) into.push_back(check.canonical);
   state_ = State::rcpt;
   reply(out, "250 2.1.5 Ok");
 }
@@ -737,6 +787,7 @@ void SmtpSession::proceed_data(const Command&, Output& out) {
     envelope.sender = tx_->sender;
     envelope.local = tx_->recipients;
     envelope.remote = tx_->remote;
+    envelope.postmaster = tx_->postmaster;
     envelope.auth = auth_address_;
     envelope.client_ip = client_.ip;
     envelope.helo = helo_;
@@ -756,23 +807,29 @@ void SmtpSession::proceed_data(const Command&, Output& out) {
     t.sender = tx_->sender;
     t.recipients = tx_->recipients;
     t.recipients.insert(t.recipients.end(), tx_->remote.begin(), tx_->remote.end());
+    t.recipients.insert(t.recipients.end(), tx_->postmaster.begin(), tx_->postmaster.end());
     t.time = backend_.now();
     tx_->sink->append_trace(trace_headers(t));
   } catch (const std::exception& e) {
     if (tx_->sink) tx_->sink->abort();
     tx_->sink.reset();
-    const std::string line = "451 4.3.0 Error: cannot store the message now, try again later";
+    const std::string line =
+        is_storage_full(e) ? storage_full_reply : "451 4.3.0 Error: cannot store the message now, try again later";
     reply(out, line);
     finish_transaction(out, line, "error=" + quoted(e.what()));
     return;
   }
   Transaction* tx = tx_.get();
+  tx_->keep_head = !auth_address_.empty() && config_.from_header != FromPolicy::any;
   tx_->data = std::make_unique<DataReader>(config_.message_size_limit, [tx](std::string_view bytes) {
+    if (tx->keep_head && tx->head.size() < max_head_capture)
+      tx->head.append(bytes.substr(0, max_head_capture - tx->head.size()));
     if (!tx->write_error.empty()) return;
     try {
       tx->sink->append(bytes);
     } catch (const std::exception& e) {
       tx->write_error = e.what();
+      tx->storage_full = is_storage_full(e);
       tx->sink->abort();
     }
   });

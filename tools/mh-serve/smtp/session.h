@@ -18,6 +18,7 @@
 #include "auth/sasl.h"
 #include "smtp/backend.h"
 #include "smtp/data_reader.h"
+#include "smtp/from_header.h"
 #include "smtp/line_reader.h"
 
 #include <chrono>
@@ -39,7 +40,14 @@ struct SessionConfig {
   bool tls_available = false;           // a certificate is loaded: offer STARTTLS
   bool tls_active = false;              // TLS from the first byte (SMTPS), or after STARTTLS
   bool plaintext_auth_allowed = false;  // the client is in auth.allow_plaintext
-  bool sender_must_match_domain = true; // MAIL FROM of an authenticated client: own domain
+  bool sender_must_be_account = true;   // MAIL FROM of an authenticated client: the account
+  // submission.from_header for authenticated mail; mailhost.yaml's default is own-domain
+  // (serve_config.cc), this one is `any` so that scripts need no From: line.
+  FromPolicy from_header = FromPolicy::any;
+  // RFC 2920 §3.1 synchronization (SPEC §8): a DATA line followed by bytes the client
+  // sent before seeing its reply ends the session with 554 5.5.0. The network listeners
+  // turn it on (net/connection.cc); a session fed whole scripts (--stdio, tests) is exempt.
+  bool sync_required = false;
 };
 
 enum class Action {
@@ -70,8 +78,10 @@ public:
   SmtpSession& operator=(const SmtpSession&) = delete;
 
   Output greeting();
-  // Processes as much of `in` as possible; stops early after an action.
-  Output feed(std::string_view in);
+  // Processes as much of `in` as possible; stops early after an action. `more_pending`:
+  // the client has sent more than `in` already (unread bytes at the socket), which makes
+  // a DATA line at the end of `in` a synchronization error too (config.sync_required).
+  Output feed(std::string_view in, bool more_pending = false);
   // Runs the delivery requested by Action::deliver and produces the reply to DATA.
   Output deliver();
   // Runs the password check requested by Action::authenticate: the reply to AUTH.
@@ -85,6 +95,9 @@ public:
   Output timeout();
   // The client went away: logs an unfinished transaction.
   Output disconnected();
+  // The client talked out of turn (before the greeting, or after DATA before its reply):
+  // "554 5.5.0 Error: SMTP protocol synchronization" and close. `when` goes to the log.
+  Output protocol_sync_error(std::string_view when);
 
   // The FCrDNS hook (backend.h); may be set at any time before RCPT. A verdict with a
   // name makes it the client's verified name (Received header, log).
@@ -118,6 +131,8 @@ private:
   static const VerbEntry* find_verb(std::string_view verb);
 
   std::size_t feed_command(std::string_view in, Output& out);
+  void sync_error(Output& out, std::string_view when);
+  bool from_header_allowed() const;
   std::size_t feed_data(std::string_view in, Output& out);
   std::size_t feed_auth(std::string_view in, Output& out);
   void sasl_step(const auth::SaslExchange::Step& step, Output& out);
@@ -164,6 +179,7 @@ private:
   bool esmtp_ = false;
   unsigned errors_ = 0;
   LineReader lines_{auth::max_response};
+  bool more_pending_ = false;                      // during feed(): see feed()
   std::unique_ptr<Transaction> tx_;
   std::string auth_address_;                       // non-empty: authenticated
   std::unique_ptr<auth::SaslExchange> sasl_;       // State::auth

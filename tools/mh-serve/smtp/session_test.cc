@@ -744,14 +744,16 @@ TEST_CASE("local and remote recipients in one message") {
   }
 }
 
-TEST_CASE("an authenticated sender must use its own domain; never the null sender") {
+TEST_CASE("an authenticated sender must be the account itself; never the null sender") {
   LoggedIn h;
   CHECK(h.send("MAIL FROM:<bob@other.example>\r\n") ==
         "553 5.7.1 <bob@other.example>: Sender address rejected: not owned by user alice@example.org\r\n");
   CHECK(h.send("MAIL FROM:<>\r\n") == "553 5.7.1 <>: Sender address rejected: not owned by user alice@example.org\r\n");
-  CHECK(h.send("MAIL FROM:<Info@EXAMPLE.org>\r\n") == "250 2.1.0 Ok\r\n");  // any user of the domain
+  CHECK(h.send("MAIL FROM:<Info@EXAMPLE.org>\r\n") ==  // SPEC §8: not another user of the domain
+        "553 5.7.1 <Info@EXAMPLE.org>: Sender address rejected: not owned by user alice@example.org\r\n");
+  CHECK(h.send("MAIL FROM:<Alice@EXAMPLE.org>\r\n") == "250 2.1.0 Ok\r\n");
   SessionConfig c = plaintext_ok();
-  c.sender_must_match_domain = false;
+  c.sender_must_be_account = false;
   LoggedIn free(c);
   CHECK(free.send("MAIL FROM:<bob@other.example>\r\n") == "250 2.1.0 Ok\r\n");
   CHECK(free.send("RSET\r\nMAIL FROM:<>\r\n") ==
@@ -897,5 +899,109 @@ TEST_CASE("random input with AUTH and STARTTLS never breaks the session") {
       CHECK((replies[pos] >= '2' && replies[pos] <= '5'));
       pos = end + 2;
     }
+  }
+}
+
+// --- protocol synchronization (RFC 2920 §3.1, SPEC §8) --------------------------------
+
+namespace {
+SessionConfig synchronized() {
+  SessionConfig c;
+  c.sync_required = true;
+  return c;
+}
+const std::string sync_error = "554 5.5.0 Error: SMTP protocol synchronization\r\n";
+const std::string forged_tail =
+    "MAIL FROM:<b@x.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nx\r\n.\r\n";
+} // namespace
+
+TEST_CASE("bytes pipelined after a refused DATA: 554 5.5.0, none of them run") {
+  Harness h(synchronized());
+  std::string r = h.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n" + forged_tail);
+  CHECK(r == ehlo_reply + "250 2.1.0 Ok\r\n550 5.1.1 <nobody@example.org>: User unknown\r\n" + sync_error);
+  CHECK(h.closed);
+  CHECK(h.session->closed());
+  CHECK(h.store.envelopes.empty());
+  CHECK(h.store.messages.empty());
+}
+
+TEST_CASE("bytes pipelined after an acceptable DATA: 554 5.5.0, nothing stored") {
+  Harness h(synchronized());
+  std::string r = h.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nx\r\n.\r\n");
+  CHECK(r == ehlo_reply + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" + sync_error);
+  CHECK(h.store.envelopes.empty());  // no sink was even opened
+  CHECK(h.store.messages.empty());
+  REQUIRE_FALSE(h.log.empty());
+  CHECK(h.log.back().find("result=\"aborted: 554 5.5.0") != std::string::npos);
+}
+
+TEST_CASE("DATA as the last line with more bytes at the socket is a synchronization error") {
+  Harness h(synchronized());
+  h.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@example.org>\r\n");
+  Output o = h.session->feed("DATA\r\n", /*more_pending=*/true);
+  CHECK(o.replies == sync_error);
+  CHECK(o.action == Action::close);
+  CHECK(h.store.messages.empty());
+}
+
+TEST_CASE("a well-behaved pipelining client is not affected") {
+  Harness h(synchronized());
+  CHECK(h.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n") ==
+        ehlo_reply + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+  // After the 354, the message and the next commands may come in one write.
+  CHECK(h.send("x\r\n.\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n") ==
+        "250 2.0.0 Ok: queued as ID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+  CHECK(h.store.messages.size() == 1);
+}
+
+TEST_CASE("without sync_required (--stdio scripts) pipelined DATA is read as before") {
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nx\r\n.\r\n");
+  CHECK(h.store.messages.size() == 1);
+}
+
+TEST_CASE("protocol_sync_error before the greeting") {
+  Harness h(synchronized());
+  Output o = h.session->protocol_sync_error("bytes before the greeting");
+  CHECK(o.replies == sync_error);
+  CHECK(o.action == Action::close);
+  CHECK(o.log == std::vector<std::string>{"client=192.0.2.7 protocol synchronization error: bytes before the greeting"});
+}
+
+// --- submission From: policy (SPEC §8) ------------------------------------------------
+
+TEST_CASE("an authenticated sender's From: header is held to submission.from_header") {
+  const std::string refused = "550 5.7.1 From: header does not match the authenticated sender\r\n";
+  const std::string envelope = "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n";
+  const std::string accepted = "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n";
+  SessionConfig c = plaintext_ok();
+  c.from_header = FromPolicy::own_domain;
+  SECTION("own domain") {
+    LoggedIn h(c);
+    CHECK(h.send(envelope + "From: Bob <bob@example.org>\r\n\r\nhi\r\n.\r\n") ==
+          accepted + "250 2.0.0 Ok: queued as ID1\r\n");
+    CHECK(h.store.messages.size() == 1);
+  }
+  SECTION("a foreign domain, a missing From: and a dot-stuffed From: line are refused") {
+    LoggedIn h(c);
+    CHECK(h.send(envelope + "From: ceo@other.test\r\n\r\nhi\r\n.\r\n") == accepted + refused);
+    CHECK(h.send(envelope + "Subject: no from\r\n\r\nhi\r\n.\r\n") == accepted + refused);
+    CHECK(h.send(envelope + "..From: alice@example.org\r\n\r\nhi\r\n.\r\n") == accepted + refused);
+    CHECK(h.store.messages.empty());
+    CHECK(h.store.charged.empty());  // refused before it counts against the hourly limit
+    CHECK(h.store.aborted == 3);
+  }
+  SECTION("own-address") {
+    c.from_header = FromPolicy::own_address;
+    LoggedIn h(c);
+    CHECK(h.send(envelope + "From: bob@example.org\r\n\r\nhi\r\n.\r\n") == accepted + refused);
+    CHECK(h.send(envelope + "From: =?UTF-8?Q?Alice?= <ALICE@example.org>\r\n\r\nhi\r\n.\r\n") ==
+          accepted + "250 2.0.0 Ok: queued as ID2\r\n");
+  }
+  SECTION("unauthenticated mail is not checked") {
+    Harness h(c);
+    h.send("EHLO c\r\n");
+    CHECK(h.send("MAIL FROM:<x@other.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nFrom: ceo@other.test\r\n\r\nhi\r\n.\r\n") ==
+          accepted + "250 2.0.0 Ok: queued as ID1\r\n");
   }
 }
