@@ -119,16 +119,19 @@ asio::awaitable<void> last_words(std::shared_ptr<Connection> c, smtp::Output o) 
   co_await say_last(std::move(c), std::move(o.replies));
 }
 
-// True when the client sent something before the greeting (SPEC §8): on the smtp
-// listener after timeouts.greet_wait (postscreen's pregreet test, shortened: spam
-// software that talks first is caught before it costs a delivery), elsewhere at once
-// (submission and SMTPS clients are our own users).
-asio::awaitable<bool> talked_first(std::shared_ptr<Connection> c) {
+// Whether the client sent something before the greeting (SPEC §8): on the smtp listener
+// within timeouts.greet_wait (postscreen's pregreet test, shortened: spam software that
+// talks first is caught before it costs a delivery), elsewhere at once (submission and
+// SMTPS clients are our own users). A client that hangs up meanwhile is `gone` at once,
+// so its connection slot is not held for the rest of the wait.
+enum class BeforeGreeting { quiet, talked, gone };
+asio::awaitable<BeforeGreeting> talked_first(std::shared_ptr<Connection> c) {
   if (c->service == serve::Service::smtp && c->shared.greet_wait.count() > 0) {
-    const bool waited = co_await pause(c, c->shared.greet_wait);
-    if (!waited) co_return false;  // stopping: the loop says goodbye
+    const Readiness r = co_await wait_for_client(c, c->shared.greet_wait);
+    if (r == Readiness::stopped) co_return BeforeGreeting::quiet;  // the loop says goodbye
+    if (r == Readiness::readable && !c->stream.input_pending()) co_return BeforeGreeting::gone;
   }
-  co_return c->stream.input_pending();
+  co_return c->stream.input_pending() ? BeforeGreeting::talked : BeforeGreeting::quiet;
 }
 
 // Deadlines, not idle timers (SPEC §8; net/deadline.h): a command line must be complete
@@ -152,8 +155,9 @@ asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
     const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtps");
     if (!secured) co_return;
   }
-  const bool early = co_await talked_first(c);
-  if (early) {
+  const BeforeGreeting early = co_await talked_first(c);
+  if (early == BeforeGreeting::gone) co_return;  // hung up before the greeting: nothing to say
+  if (early == BeforeGreeting::talked) {
     co_await last_words(c, c->session.protocol_sync_error("bytes before the greeting"));
     co_return;
   }

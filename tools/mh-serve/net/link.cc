@@ -93,6 +93,24 @@ asio::awaitable<bool> pause(std::shared_ptr<Link> c, std::chrono::milliseconds d
   co_return !c->force_stop && !c->timed_out;
 }
 
+asio::awaitable<Readiness> wait_for_client(std::shared_ptr<Link> c, std::chrono::milliseconds delay) {
+  // Shared with the socket's completion handler, which may run after we return.
+  auto timer = std::make_shared<asio::steady_timer>(c->stream.socket().get_executor());
+  auto readable = std::make_shared<bool>(false);
+  timer->expires_after(delay);
+  if (!c->timed_out) c->deadline = std::max(c->deadline, steady_clock::now() + delay + last_words_time);
+  c->stream.socket().async_wait(asio::ip::tcp::socket::wait_read, [timer, readable](const asio::error_code& ec) {
+    if (ec) return;
+    *readable = true;
+    timer->cancel();
+  });
+  asio::error_code ec;
+  co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!*readable) c->stream.socket().cancel(ec);  // the wait for bytes: nothing else is pending
+  if (c->force_stop || c->timed_out) co_return Readiness::stopped;
+  co_return *readable ? Readiness::readable : Readiness::quiet;
+}
+
 asio::awaitable<bool> handshake(std::shared_ptr<Link> c, std::shared_ptr<asio::ssl::context> context,
                                 std::chrono::milliseconds timeout, const char* service) {
   if (!context) {

@@ -69,6 +69,11 @@ asio::awaitable<void> say_last(std::shared_ptr<Link> link, std::string text);
 asio::awaitable<IoResult> read_some(std::shared_ptr<Link> link);
 // Waits `delay` (failed-login slow-down); false if woken by a stop or the watchdog.
 asio::awaitable<bool> pause(std::shared_ptr<Link> link, std::chrono::milliseconds delay);
+// Waits up to `delay` for the client to send something or hang up (the socket becomes
+// readable): Readiness::readable at once when it does, ::quiet when the time passed
+// without a sound, ::stopped if woken by a stop or the watchdog.
+enum class Readiness { quiet, readable, stopped };
+asio::awaitable<Readiness> wait_for_client(std::shared_ptr<Link> link, std::chrono::milliseconds delay);
 // TLS handshake within `timeout`, from the current context; false = failed (logged).
 asio::awaitable<bool> handshake(std::shared_ptr<Link> link, std::shared_ptr<asio::ssl::context> context,
                                 std::chrono::milliseconds timeout, const char* service);
