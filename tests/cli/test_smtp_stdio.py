@@ -137,7 +137,9 @@ class CheckConfig(mhtest.SpoolTestCase):
     def test_missing_file_means_defaults(self):
         r = self.check()
         self.assertExit(r, 0)
-        self.assertEqual(r.out, self.path("mailhost.yaml") + ": ok\n")
+        # With no domain yet, only the bare postmaster's destination follows (SPEC §8).
+        self.assertEqual(r.out, self.path("mailhost.yaml") + ": ok\n"
+                         "postmaster: server mailbox SPOOL/postmaster/Maildir (default)\n")
 
     def test_good_file(self):
         self.write('hostname: mail.example.jp\nlisten:\n  smtp: ["127.0.0.1:2525", "[::1]:2525"]\n'
