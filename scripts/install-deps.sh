@@ -15,11 +15,14 @@ demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
 # Postfix for its smtp-source load generator and smtp-sink relay/MX peer (installed
 # unconfigured, never started as an MTA), aiosmtpd for peers with per-recipient replies,
 # rspamd (started per test on loopback, offline, never as the system service) and
-# Pigeonhole (dovecot-sieve: sievec/sieve-test check our exported Sieve scripts).
+# Pigeonhole (dovecot-sieve: sievec/sieve-test check our exported Sieve scripts);
+# strace injects faults at an exact system call (test_quota_crash: kill between the
+# quota record and the link into new/).
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
   swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
   rspamd dovecot-sieve
+  strace
 )
 
 want=("${build_pkgs[@]}")
