@@ -48,6 +48,10 @@ const std::string mail_in_progress = "503 5.5.1 Error: MAIL transaction in progr
 const std::string storage_full_reply = "452 4.3.1 Insufficient system storage";
 
 bool is_storage_full(const std::exception& e) { return dynamic_cast<const StorageFull*>(&e) != nullptr; }
+// The temporary refusal of a message we could not store: the disk's own reply when full.
+std::string delivery_failed_reply(bool storage_full) {
+  return storage_full ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
+}
 const std::string sync_error_reply = "554 5.5.0 Error: SMTP protocol synchronization";
 
 // The From: policy reads at most this much of a message: a header block longer than
@@ -298,7 +302,7 @@ void SmtpSession::end_of_data(Output& out) {
   } else if (d.too_big()) {
     problem = "552 5.3.4 Message size exceeds fixed limit";
   } else if (!tx_->write_error.empty()) {
-    problem = tx_->storage_full ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
+    problem = delivery_failed_reply(tx_->storage_full);
   } else if (!from_header_allowed()) {
     problem = "550 5.7.1 From: header does not match the authenticated sender";
   }
@@ -352,8 +356,7 @@ Output SmtpSession::deliver() {
   try {
     results = tx_->sink->deliver();
   } catch (const std::exception& e) {
-    const std::string line =
-        is_storage_full(e) ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
+    const std::string line = delivery_failed_reply(is_storage_full(e));
     reply(out, line);
     finish_transaction(out, line, "error=" + quoted(e.what()));
     return out;
@@ -394,7 +397,7 @@ Output SmtpSession::deliver() {
     // message twice — a duplicate is better than a silent loss. The backend has taken
     // the queued copy back, so remote recipients do not (backend.h).
     const bool full = std::any_of(results.begin(), results.end(), [](const DeliveryResult& r) { return r.storage_full; });
-    result = full ? storage_full_reply : "451 4.3.0 Error: local delivery failed, try again later";
+    result = delivery_failed_reply(full);
     reply(out, result);
   } else if (failed_lines.empty()) {
     result = "250 2.0.0 " + ok_text;
