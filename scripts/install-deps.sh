@@ -8,6 +8,7 @@ build_pkgs=(
   libcli11-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libicu-dev
   libcrypt-dev nlohmann-json3-dev catch2
   libasio-dev libc-ares-dev
+  libgmime-3.0-dev libarchive-dev
 )
 # The demo's mail clients (README main job): send with Python/curl, fetch with fetchmail.
 demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
@@ -17,12 +18,15 @@ demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
 # rspamd (started per test on loopback, offline, never as the system service) and
 # Pigeonhole (dovecot-sieve: sievec/sieve-test check our exported Sieve scripts);
 # strace injects faults at an exact system call (test_quota_crash: kill between the
-# quota record and the link into new/).
+# quota record and the link into new/); clamd (clamav-daemon, started per test class on
+# a socket in the test folder with a one-line local signature file, never as the system
+# service and never with freshclam) and clamdscan for the scanning benchmark.
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
   swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
   rspamd dovecot-sieve
   strace
+  clamav-daemon clamdscan
 )
 
 want=("${build_pkgs[@]}")
@@ -47,4 +51,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The tests start their own offline clamd; the packaged services would only try to
+# download signatures (freshclam) and load them (clamd, ~1 GB): keep them off.
+if [ "$(id -u)" -eq 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now clamav-freshclam.service clamav-daemon.service clamav-daemon.socket >/dev/null 2>&1 || true
 fi

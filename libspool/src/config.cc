@@ -243,12 +243,18 @@ ServerConfig load_server_config(const fs::path& file) {
   if (auto limits = root["limits"]) {
     if (!limits.IsMap()) r.fail(limits, "limits", "expected a mapping");
     r.only_keys(limits,
-                {"message_size", "recipients", "connections", "connections_per_ip", "sending_per_hour", "min_data_rate"},
+                {"message_size", "recipients", "connections", "connections_per_ip", "sending_per_hour", "min_data_rate",
+                 "expanded_content", "archive_depth", "mime_parts", "mime_depth"},
                 "limits.");
     if (limits["min_data_rate"]) c.limit_min_data_rate = r.count(limits["min_data_rate"], "limits.min_data_rate");
     if (limits["sending_per_hour"])
       c.limit_sending_per_hour = r.count(limits["sending_per_hour"], "limits.sending_per_hour");
     if (limits["message_size"]) c.limit_message_size = r.size(limits["message_size"], "limits.message_size");
+    if (limits["expanded_content"])
+      c.limit_expanded_content = r.size(limits["expanded_content"], "limits.expanded_content");
+    if (limits["archive_depth"]) c.limit_archive_depth = r.count(limits["archive_depth"], "limits.archive_depth");
+    if (limits["mime_parts"]) c.limit_mime_parts = r.count(limits["mime_parts"], "limits.mime_parts");
+    if (limits["mime_depth"]) c.limit_mime_depth = r.count(limits["mime_depth"], "limits.mime_depth");
     if (limits["recipients"]) c.limit_recipients = r.count(limits["recipients"], "limits.recipients");
     if (limits["connections"]) c.limit_connections = r.count(limits["connections"], "limits.connections");
     if (limits["connections_per_ip"])
@@ -293,8 +299,9 @@ ServerConfig load_server_config(const fs::path& file) {
   if (root["postmaster"]) c.postmaster = postmaster_address(r, root["postmaster"], "postmaster");
   if (auto clamd = root["clamd"]) {
     if (!clamd.IsMap()) r.fail(clamd, "clamd", "expected a mapping");
-    r.only_keys(clamd, {"address"}, "clamd.");
+    r.only_keys(clamd, {"address", "timeout"}, "clamd.");
     if (clamd["address"]) c.clamd_address = r.str(clamd["address"], "clamd.address");
+    if (clamd["timeout"]) c.clamd_timeout = r.duration(clamd["timeout"], "clamd.timeout");
   }
   return c;
 }

@@ -324,6 +324,14 @@ void PendingMessage::append(std::string_view bytes) {
   }
 }
 
+int PendingMessage::open_for_reading() {
+  if (tmp_path_.empty()) throw Error(Errc::other, "message was aborted");
+  if (!finished_) flush_buffer();
+  const int fd = ::open(tmp_path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open", tmp_path_, errno);
+  return fd;
+}
+
 void PendingMessage::flush_buffer() {
   try {
     detail::flush_buffer(fd_, buffer_, tmp_path_);

@@ -270,11 +270,12 @@ std::string format_queue_envelope(const QueueEnvelope& e) {
 
 // --- QueueMessage -------------------------------------------------------------------
 
-QueueMessage QueueMessage::begin(const Layout& layout) {
+QueueMessage QueueMessage::begin(const Layout& layout, std::string id) {
+  if (!id.empty() && !queue_id_ok(id)) throw Error(Errc::invalid_input, "not a queue id: " + id.substr(0, 80));
   ensure_tmp_dir(layout);
   QueueMessage m;
   m.layout_ = &layout;
-  m.id_ = new_queue_id();
+  m.id_ = id.empty() ? new_queue_id() : std::move(id);
   m.tmp_path_ = tmp_dir(layout) / m.id_;
   m.fd_ = create_locked(m.tmp_path_);
   m.buffer_.reserve(write_buffer_size);
@@ -348,6 +349,15 @@ void QueueMessage::append(std::string_view bytes) {
     abort();  // disk full: nothing may stay behind in tmp/
     throw;
   }
+}
+
+int QueueMessage::open_for_reading() {
+  if (fd_ < 0) throw Error(Errc::other, "queue message was aborted");
+  const fs::path& file = adopted_.empty() ? tmp_path_ : adopted_;
+  if (adopted_.empty() && !committed_) flush_buffer();
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open", file, errno);
+  return fd;
 }
 
 void QueueMessage::flush_buffer() {

@@ -4,6 +4,7 @@
 #include "auth/spool_authenticator.h"
 #include "client_check.h"
 #include "common/cli.h"
+#include "content/clamd.h"
 #include "net/server.h"
 #include "net/stdio.h"
 #include "outbound/runner.h"
@@ -67,6 +68,38 @@ void describe_postmaster(const spool::Layout& layout, const std::string& configu
   }
 }
 
+// With clamd configured: its version, and a warning when it cuts a stream shorter than
+// the largest message we accept (Debian's StreamMaxLength is 25M; limits.message_size
+// is 30 MB): such a message would get 451 for ever. A clamd that does not answer is a
+// warning, not a configuration error: it may simply not be started yet.
+void describe_clamd(const mh::serve::Settings& settings, mh::Result& result) {
+  const spool::ServerConfig& config = settings.config;
+  if (config.clamd_address.empty()) {
+    result.data["clamd"] = nullptr;
+    return;
+  }
+  mh::content::ClamdScanner clamd(mh::content::ClamdAddress::parse(config.clamd_address), config.clamd_timeout);
+  nlohmann::json& j = result.data["clamd"];
+  j["address"] = config.clamd_address;
+  const mh::content::ScanVerdict version = clamd.version();
+  if (version.kind != mh::content::ScanVerdict::Kind::clean) {
+    j["version"] = nullptr;
+    j["warning"] = "clamd does not answer: " + version.detail;
+    result.text += "clamd: warning: does not answer: " + version.detail + "\n";
+    return;
+  }
+  j["version"] = version.detail;
+  result.text += "clamd: " + version.detail + "\n";
+  const mh::content::ScanVerdict probe = clamd.probe_stream_limit(config.limit_message_size);
+  if (probe.kind == mh::content::ScanVerdict::Kind::clean) return;
+  const std::string warning = "clamd StreamMaxLength is below limits.message_size (" +
+                              std::to_string(config.limit_message_size) + " bytes): " + probe.detail +
+                              "; set StreamMaxLength " + std::to_string(config.limit_message_size / 1048576 + 1) +
+                              "M or more in clamd.conf";
+  j["warning"] = warning;
+  result.text += "clamd: warning: " + warning + "\n";
+}
+
 mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   const spool::Layout layout(spool::resolve_spool_root(tool.common().spool));
   const bool privileged = ::geteuid() == 0;
@@ -87,6 +120,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     result.data["trusted_networks"] = nlohmann::json::array();
     for (const auto& n : client_check.trusted_networks()) result.data["trusted_networks"].push_back(n.text());
     describe_postmaster(layout, settings.config.postmaster, result);
+    describe_clamd(settings, result);
     return result;
   }
 
@@ -104,6 +138,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
     backend.set_postmaster(settings.config.postmaster);
     backend.set_outbound({settings.hostname, nullptr});  // the running daemon's runner finds what it queues
     backend.set_filter_services(mh::serve::filter_services(layout, settings));
+    backend.set_content_check(mh::serve::content_check(settings));
     mh::auth::SpoolAuthenticator authenticator(layout);  // per process under inetd, like POP3's
     mh::net::StdioOptions so;
     so.session = mh::serve::session_config(settings);
@@ -127,6 +162,7 @@ mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   so.shutdown_grace = spool::parse_duration(o.shutdown_grace);
   mh::smtp::SpoolBackend backend(layout, so.settings.config.limit_sending_per_hour);
   backend.set_postmaster(so.settings.config.postmaster);
+  backend.set_content_check(mh::serve::content_check(so.settings));
   // The outbound queue runner: built now (a resolver c-ares cannot use is a config
   // error before any port is bound), started once privileges are dropped.
   mh::outbound::QueueRunner runner(layout, so.settings);

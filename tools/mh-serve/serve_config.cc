@@ -1,6 +1,8 @@
 // serve_config.cc — listener addresses, defaults and host name for mh-serve.
 #include "serve_config.h"
 
+#include "content/clamd.h"
+
 #include <spool/error.h>
 #include <spool/names.h>
 
@@ -98,6 +100,14 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
   if (s.config.limit_connections_per_ip == 0) bad_config(layout, s.config, "limits.connections_per_ip", "must be at least 1");
   if (s.config.timeout_command.count() <= 0) bad_config(layout, s.config, "timeouts.command", "must be more than 0");
   if (s.config.timeout_data.count() <= 0) bad_config(layout, s.config, "timeouts.data", "must be more than 0");
+  if (!s.config.clamd_address.empty()) {
+    try {
+      (void)content::ClamdAddress::parse(s.config.clamd_address);
+    } catch (const std::invalid_argument& e) {
+      bad_config(layout, s.config, "clamd.address", e.what());
+    }
+    if (s.config.clamd_timeout.count() <= 0) bad_config(layout, s.config, "clamd.timeout", "must be more than 0");
+  }
 
   for (const auto& i : services) {
     std::vector<std::string> addresses;
@@ -150,6 +160,19 @@ spool::FilterServices filter_services(const spool::Layout& layout, const Setting
   f.rspamd_url = settings.config.spam_rspamd;
   f.spam_timeout = settings.config.spam_timeout;
   return f;
+}
+
+smtp::ContentCheck content_check(const Settings& settings) {
+  smtp::ContentCheck c;
+  const spool::ServerConfig& config = settings.config;
+  if (config.clamd_address.empty()) return c;
+  c.scanner = std::make_shared<content::ClamdScanner>(content::ClamdAddress::parse(config.clamd_address),
+                                                      config.clamd_timeout);
+  c.limits.expanded_content = config.limit_expanded_content;
+  c.limits.archive_depth = config.limit_archive_depth;
+  c.limits.mime_parts = config.limit_mime_parts;
+  c.limits.mime_depth = config.limit_mime_depth;
+  return c;
 }
 
 } // namespace mh::serve

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "smtp/session.h"
+#include "smtp/spool_backend.h"
 
 #include <spool/config.h>
 #include <spool/filtered_delivery.h>
@@ -69,5 +70,8 @@ smtp::SessionConfig session_config(const Settings& settings);
 // What local delivery needs for filters (SPEC §6, §8 spam/srs): host name, rspamd, and
 // the SRS key — made in the spool on first use, so call this as the spool owner.
 spool::FilterServices filter_services(const spool::Layout& layout, const Settings& settings);
+
+// Virus scanning and content limits (SPEC §8): a clamd scanner when `clamd.address` is set.
+smtp::ContentCheck content_check(const Settings& settings);
 
 } // namespace mh::serve

@@ -72,6 +72,13 @@ struct ServerConfig {
   // synchronization error (postscreen's pregreet test, shortened). 0 = check at once.
   std::chrono::milliseconds timeout_greet_wait{300};
   std::string clamd_address;                             // empty = no virus scanning
+  std::chrono::milliseconds clamd_timeout{60000};        // one whole scan; then 451 4.3.0
+  // Content checking (with clamd only): the message plus everything its archives unpack
+  // to, archives inside archives, leaf MIME parts scanned, multipart/message nesting.
+  std::uint64_t limit_expanded_content = 104857600;
+  std::uint32_t limit_archive_depth = 8;
+  std::uint32_t limit_mime_parts = 1000;
+  std::uint32_t limit_mime_depth = 50;
   std::string spam_rspamd;                               // rspamd base URL; empty = spam filters inert
   std::chrono::milliseconds spam_timeout{10000};         // one rspamd exchange; then deliver untagged
   std::string srs_domain;                                // domain of SRS0 addresses; empty = hostname

@@ -39,6 +39,13 @@ public:
   // The size with every LF not preceded by CR counted as CRLF: what POP3 sends (",W=").
   std::uint64_t wire_size() const noexcept { return size_ + bare_lfs_; }
   void abort() noexcept;                                          // unlink tmp (also in destructor)
+  // A new read-only descriptor of the file as written so far (the write buffer is
+  // flushed, nothing is fsynced): the content check reads the message before it is
+  // delivered (mh-serve's content/). The caller closes it; it stays readable after
+  // abort() unlinks the file.
+  int open_for_reading();
+  // The Maildir whose tmp/ holds the file (begin()'s argument).
+  fs::path maildir() const { return tmp_path_.parent_path().parent_path(); }
 
   // --- used by deliver() ---
   // Flushes the buffer, fsyncs and closes the file (once; later calls do nothing).

@@ -63,7 +63,9 @@ bool queue_value_ok(std::string_view value);
 // file systems). The entry's lock is held from creation until release() or destruction.
 class QueueMessage {
 public:
-  static QueueMessage begin(const Layout& layout);
+  // `id`: one from new_queue_id() announced earlier (a cleaned copy of a message takes
+  // the place of the first one, content/ in mh-serve); empty = a new one.
+  static QueueMessage begin(const Layout& layout, std::string id = {});
   // `id`: one from new_queue_id() chosen earlier (so it can be announced before the
   // message is complete); empty = a new one.
   static QueueMessage adopt(const Layout& layout, const fs::path& complete_file, std::string id = {});
@@ -77,6 +79,9 @@ public:
   const std::string& id() const noexcept { return id_; }
   void append(std::string_view bytes);   // begin() only; buffered, never whole in memory
   std::uint64_t size() const noexcept { return size_; }
+  // A new read-only descriptor of the message as written so far (buffer flushed, no
+  // fsync), for the content check; the caller closes it.
+  int open_for_reading();
 
   // Makes the entry durable: data fsync, rename (or link) to <id>.msg, then the .env
   // written atomically (temp, fsync, rename, fsync queue/). `envelope.id` is ignored.

@@ -114,6 +114,19 @@ struct SendingCharge {
   std::string detail;          // for the log
 };
 
+// The content check of a complete message (SPEC §8 virus scanning), done before anything
+// is stored. `cleaned`: infected parts were removed and the notice added; the sink now
+// holds the cleaned copy, and that is what deliver() stores.
+struct ContentVerdict {
+  enum class Kind {
+    clean,
+    cleaned,
+    rejected,    // 550 5.7.1: archive or MIME limits, or infected and not cleanable
+    temporary,   // 451 4.3.0: the scanner gave no verdict
+  } kind = Kind::clean;
+  std::string detail;          // for the log: what was removed, or why refused
+};
+
 // A message being received: bytes stream in, then one deliver() to all recipients.
 class MessageSink {
 public:
@@ -128,6 +141,10 @@ public:
   // to all: remote recipients must not get it twice). Throws only when nothing could be
   // stored (the caller replies 451).
   virtual std::vector<DeliveryResult> deliver() = 0;
+  // Checks the complete message's content (blocking: the scanner is asked), once, before
+  // deliver(). Without a scanner configured: clean. Throws StorageFull or another error
+  // when the cleaned copy cannot be written (the session replies 452/451).
+  virtual ContentVerdict check_content() { return {}; }
   virtual void abort() noexcept = 0;                  // discard; also done by the destructor
   // The id the message will be queued under when it has remote recipients (known from
   // the start, so the Received header and "250 … queued as ID" name the real queue

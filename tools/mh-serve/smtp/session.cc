@@ -348,9 +348,44 @@ bool SmtpSession::charge_sending(Output& out) {
   return false;
 }
 
+// The content check (SPEC §8): before the sending charge and before anything is stored.
+// Refused content costs the sender nothing; a scanner failure is a 451 like any other
+// temporary failure, so unscanned mail is never delivered. Returns false when the
+// transaction is over; `virus_log` gets what a cleaned message lost.
+bool SmtpSession::check_content(Output& out, std::string& virus_log) {
+  ContentVerdict verdict;
+  try {
+    verdict = tx_->sink->check_content();
+  } catch (const std::exception& e) {
+    const std::string line = delivery_failed_reply(is_storage_full(e));
+    reply(out, line);
+    finish_transaction(out, line, "error=" + quoted(e.what()));
+    return false;
+  }
+  std::string line;
+  switch (verdict.kind) {
+  case ContentVerdict::Kind::clean:
+    return true;
+  case ContentVerdict::Kind::cleaned:
+    virus_log = "virus=" + quoted(verdict.detail);
+    return true;
+  case ContentVerdict::Kind::rejected:
+    line = "550 5.7.1 Error: message content rejected";
+    break;
+  case ContentVerdict::Kind::temporary:
+    line = "451 4.3.0 Error: virus scanner unavailable, try again later";
+    break;
+  }
+  reply(out, line);
+  finish_transaction(out, line, "content=" + quoted(verdict.detail));
+  return false;
+}
+
 Output SmtpSession::deliver() {
   Output out;
   if (state_ != State::delivering || !tx_) return out;
+  std::string virus_log;
+  if (!check_content(out, virus_log)) return out;
   if (!auth_address_.empty() && !charge_sending(out)) return out;
   std::vector<DeliveryResult> results;
   try {
@@ -421,7 +456,7 @@ Output SmtpSession::deliver() {
     result = std::to_string(code) + " " + lines.back();
   }
   std::string details;
-  for (const std::string* part : {&stored, &queued, &failed, &filtered})
+  for (const std::string* part : {&stored, &queued, &failed, &filtered, &virus_log})
     if (!part->empty()) details += (details.empty() ? "" : " ") + *part;
   finish_transaction(out, result, details);
   if (errors_ >= config_.max_errors) close_with(out, "421 4.7.0 Too many errors");

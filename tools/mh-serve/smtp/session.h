@@ -141,6 +141,7 @@ private:
   void dispatch(std::string_view line, Output& out);
   void end_of_data(Output& out);
   bool charge_sending(Output& out);
+  bool check_content(Output& out, std::string& virus_log);
   void reply(Output& out, std::string line);
   void reply_lines(Output& out, const std::vector<std::string>& lines, int code);
   void close_with(Output& out, std::string line);

@@ -25,6 +25,9 @@ struct FakeStore {
   SendingCharge charge{SendingCharge::Kind::allowed, {}, {}};   // what charge_sending answers
   std::vector<std::pair<std::string, std::size_t>> charged;     // account, recipients
   bool fail_charge = false;
+  ContentVerdict content;                                  // what check_content answers
+  bool content_throws = false;
+  int content_checks = 0;
   int aborted = 0;
   bool fail_begin = false;
 };
@@ -56,6 +59,12 @@ public:
     if (!envelope_.remote.empty() && !temporary) store_.queued.push_back(text_);
     done_ = true;
     return out;
+  }
+  ContentVerdict check_content() override {
+    ++store_.content_checks;
+    if (store_.content_throws) throw StorageFull("No space left on device");
+    if (store_.content.kind == ContentVerdict::Kind::cleaned) text_ += "[cleaned]\n";
+    return store_.content;
   }
   void abort() noexcept override {
     if (!done_ && !aborted_) ++store_.aborted;
@@ -1003,5 +1012,46 @@ TEST_CASE("an authenticated sender's From: header is held to submission.from_hea
     h.send("EHLO c\r\n");
     CHECK(h.send("MAIL FROM:<x@other.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nFrom: ceo@other.test\r\n\r\nhi\r\n.\r\n") ==
           accepted + "250 2.0.0 Ok: queued as ID1\r\n");
+  }
+}
+
+TEST_CASE("content check: each verdict's reply, before the sending charge") {
+  const std::string tx = "EHLO c\r\nMAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nx\r\n.\r\n";
+  const std::string head = ehlo_reply + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n";
+  SECTION("rejected: 550 5.7.1, nothing stored, the reason logged") {
+    Harness h;
+    h.store.content = {ContentVerdict::Kind::rejected, "archive contents pass 104857600 bytes"};
+    CHECK(h.send(tx) == head + "550 5.7.1 Error: message content rejected\r\n");
+    CHECK(h.store.messages.empty());
+    CHECK(h.store.aborted == 1);
+    REQUIRE(h.log.size() == 1);
+    CHECK(h.log[0].find("content=\"archive contents pass 104857600 bytes\"") != std::string::npos);
+  }
+  SECTION("temporary: 451 4.3.0, nothing stored") {
+    Harness h;
+    h.store.content = {ContentVerdict::Kind::temporary, "clamd unix:/x: connect: No such file or directory"};
+    CHECK(h.send(tx) == head + "451 4.3.0 Error: virus scanner unavailable, try again later\r\n");
+    CHECK(h.store.messages.empty());
+  }
+  SECTION("cleaned: delivered as the sink now holds it, the removal logged") {
+    Harness h;
+    h.store.content = {ContentVerdict::Kind::cleaned, "Eicar-Test-Signature:eicar.com"};
+    CHECK(h.send(tx) == head + "250 2.0.0 Ok: queued as ID1\r\n");
+    REQUIRE(h.store.messages.size() == 1);
+    CHECK(h.store.messages[0].find("[cleaned]") != std::string::npos);
+    CHECK(h.log[0].find("virus=\"Eicar-Test-Signature:eicar.com\"") != std::string::npos);
+  }
+  SECTION("the cleaned copy cannot be written: 452 4.3.1") {
+    Harness h;
+    h.store.content_throws = true;
+    CHECK(h.send(tx) == head + "452 4.3.1 Insufficient system storage\r\n");
+    CHECK(h.store.messages.empty());
+  }
+  SECTION("refused content is not charged to an authenticated sender") {
+    LoggedIn h;
+    h.store.content = {ContentVerdict::Kind::rejected, "too deep"};
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nFrom: alice@example.org\r\n\r\nx\r\n.\r\n");
+    CHECK(h.store.content_checks == 1);
+    CHECK(h.store.charged.empty());
   }
 }

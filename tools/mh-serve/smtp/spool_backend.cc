@@ -8,6 +8,8 @@
 //      is released and the runner may take it.
 #include "smtp/spool_backend.h"
 
+#include "content/mapped_file.h"
+
 #include <spool/accounts.h>
 #include <spool/atomic_file.h>
 #include <spool/bounce.h>
@@ -117,9 +119,11 @@ DeliveryResult store_postmaster(const spool::Layout& layout, const spool::Pendin
 class SpoolSink : public MessageSink {
 public:
   // Local or postmaster recipients: stream into the first one's Maildir.
-  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, const spool::FilterServices& filters,
-            spool::PendingMessage message, std::vector<spool::Address> local, Envelope envelope, std::int64_t now)
-      : layout_(layout), outbound_(outbound), filters_(filters), message_(std::move(message)), local_(std::move(local)),
+  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, const ContentCheck& content,
+            const spool::FilterServices& filters, spool::PendingMessage message, std::vector<spool::Address> local,
+            Envelope envelope, std::int64_t now)
+      : layout_(layout), outbound_(outbound), content_(content), filters_(filters), message_(std::move(message)),
+        local_(std::move(local)),
         envelope_(std::move(envelope)), now_(now),
         queue_id_(envelope_.remote.empty() ? std::string() : spool::new_queue_id()) {
     filters_.client_ip = envelope_.client_ip;
@@ -127,9 +131,10 @@ public:
     filters_.queued = outbound_.queued;
   }
   // Remote recipients only: stream into the queue.
-  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, spool::QueueMessage queued,
-            Envelope envelope, std::int64_t now)
-      : layout_(layout), outbound_(outbound), queued_(std::move(queued)), envelope_(std::move(envelope)), now_(now),
+  SpoolSink(const spool::Layout& layout, const SpoolBackend::Outbound& outbound, const ContentCheck& content,
+            spool::QueueMessage queued, Envelope envelope, std::int64_t now)
+      : layout_(layout), outbound_(outbound), content_(content), queued_(std::move(queued)),
+        envelope_(std::move(envelope)), now_(now),
         queue_id_(queued_->id()) {}
 
   std::string queue_id() const override { return queue_id_; }
@@ -151,12 +156,45 @@ public:
     return storage_checked([&] { return deliver_all(); });
   }
 
+  ContentVerdict check_content() override {
+    if (!content_.scanner) return {};
+    const content::MappedFile file(message_ ? message_->open_for_reading() : queued_->open_for_reading());
+    const content::Inspection found = content::inspect_message(file.bytes(), *content_.scanner, content_.limits);
+    switch (found.verdict) {
+    case content::Inspection::Verdict::clean: return {};
+    case content::Inspection::Verdict::rejected: return {ContentVerdict::Kind::rejected, found.detail};
+    case content::Inspection::Verdict::failed: return {ContentVerdict::Kind::temporary, found.detail};
+    case content::Inspection::Verdict::cleaned: break;
+    }
+    storage_checked([&] { replace_with_cleaned(file.bytes(), found.edits); });
+    return {ContentVerdict::Kind::cleaned, found.detail};
+  }
+
   void abort() noexcept override {
     if (message_) message_->abort();
     if (queued_) queued_->abort();
   }
 
 private:
+  // The cleaned copy takes the place of the received one: a new tmp file in the same
+  // Maildir, or the same queue id (the Received header and the 250 reply name it). The
+  // received file is unlinked only once the copy is complete; `original` stays readable
+  // through its mapping meanwhile.
+  void replace_with_cleaned(std::string_view original, const std::vector<content::Edit>& edits) {
+    if (message_) {
+      auto cleaned = spool::PendingMessage::begin(message_->maildir());
+      content::apply_edits(original, edits, [&](std::string_view bytes) { cleaned.append(bytes); });
+      message_->abort();
+      message_ = std::move(cleaned);
+    } else {
+      const std::string id = queued_->id();
+      queued_->abort();  // frees the id; the bytes stay mapped
+      auto cleaned = spool::QueueMessage::begin(layout_, id);
+      content::apply_edits(original, edits, [&](std::string_view bytes) { cleaned.append(bytes); });
+      queued_ = std::move(cleaned);
+    }
+  }
+
   std::vector<DeliveryResult> deliver_all() {
     if (!envelope_.remote.empty()) {
       if (message_) {
@@ -286,6 +324,7 @@ private:
 
   const spool::Layout& layout_;
   const SpoolBackend::Outbound& outbound_;
+  const ContentCheck& content_;
   spool::FilterServices filters_;   // the backend's, with this session's client
   std::optional<spool::PendingMessage> message_;
   std::optional<spool::QueueMessage> queued_;
@@ -383,15 +422,16 @@ std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelop
     if (local.empty() && envelope.remote.empty() && envelope.postmaster.empty())
       throw spool::Error(spool::Errc::other, "no recipients");
     if (local.empty() && envelope.postmaster.empty())
-      return std::make_unique<SpoolSink>(layout_, outbound_, spool::QueueMessage::begin(layout_), envelope, now());
+      return std::make_unique<SpoolSink>(layout_, outbound_, content_, spool::QueueMessage::begin(layout_), envelope,
+                                         now());
     // The tmp file lives in the first recipient's Maildir, so the link into each new/ is
     // on the same file system in the common case (deliver() copies on EXDEV).
     const fs::path first =
         local.empty() ? postmaster_maildir(layout_, envelope.postmaster.front()) : layout_.maildir(local.front());
     layout_.verify_no_symlinks(first / "tmp");
     auto message = spool::PendingMessage::begin(first);
-    return std::make_unique<SpoolSink>(layout_, outbound_, filters_, std::move(message), std::move(local), envelope,
-                                       now());
+    return std::make_unique<SpoolSink>(layout_, outbound_, content_, filters_, std::move(message), std::move(local),
+                                       envelope, now());
   });
 }
 

@@ -12,6 +12,7 @@
 // Disk full (ENOSPC/EDQUOT) anywhere is thrown as StorageFull (backend.h).
 #pragma once
 
+#include "content/inspection.h"
 #include "smtp/backend.h"
 
 #include <spool/accounts.h>
@@ -21,9 +22,16 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace mh::smtp {
+
+// Virus scanning and content limits (SPEC §8): mailhost.yaml `clamd` and `limits`.
+struct ContentCheck {
+  std::shared_ptr<content::VirusScanner> scanner;   // null: no content checking at all
+  content::ContentLimits limits;
+};
 
 class SpoolBackend : public MailBackend {
 public:
@@ -54,6 +62,9 @@ public:
   // mailhost.yaml `postmaster:`, where the bare <postmaster> goes ("" = the server's
   // mailbox, spool::bare_postmaster_route). Set once, before serving.
   void set_postmaster(std::string configured) { postmaster_ = std::move(configured); }
+  // Every message is checked before it is stored (MessageSink::check_content). Set once,
+  // before serving.
+  void set_content_check(ContentCheck check) { content_ = std::move(check); }
 
 private:
   RecipientCheck check_postmaster(const spool::PostmasterRoute& route);
@@ -62,6 +73,7 @@ private:
   std::string postmaster_;
   Outbound outbound_;
   spool::FilterServices filters_;
+  ContentCheck content_;
   std::atomic<std::uint32_t> id_counter_{0};
   std::uint32_t sending_per_hour_;
 };
