@@ -34,10 +34,14 @@ struct Measure {
   }
 };
 
-// What a reader's callback pulls from: the decoded part, or an entry of the reader above.
+// What a reader's callback pulls from: the decoded part, or the data of the reader
+// above. `counted`: those bytes are expansion (an archive entry's, a decompressor's
+// output) and go into the measure as they are read.
 struct Upstream {
   const ChunkSource* part = nullptr;
   archive* parent = nullptr;
+  bool counted = false;
+  std::uint64_t consumed = 0;   // bytes pulled from the parent, counted or not
   Measure* measure = nullptr;
   std::vector<char> buffer = std::vector<char>(block_size);
 };
@@ -59,7 +63,8 @@ la_ssize_t pull(archive* a, void* client, const void** out) {
     archive_set_error(a, EIO, "%s", archive_error_string(up->parent));
     return -1;
   }
-  up->measure->count(static_cast<std::size_t>(n));
+  up->consumed += static_cast<std::uint64_t>(n);
+  if (up->counted) up->measure->count(static_cast<std::size_t>(n));
   return n;
 }
 
@@ -68,87 +73,117 @@ struct ArchiveCloser {
 };
 using Reader = std::unique_ptr<archive, ArchiveCloser>;
 
-// A reader over `up`, or null when the bytes are not an archive or compressed file:
-// libarchive's "raw" format with no filter is how it says "plain data".
-Reader open_reader(Upstream& up) {
+// Layer 1: every compression filter, the "raw" format: one entry, the decompressed bytes
+// (the bytes as they are when nothing is compressed).
+Reader open_decompressor(Upstream& up) {
   Reader a(archive_read_new());
   archive_read_support_filter_all(a.get());
-  archive_read_support_format_all(a.get());
   archive_read_support_format_raw(a.get());
+  archive_entry* entry = nullptr;
+  if (archive_read_open(a.get(), &up, nullptr, pull, nullptr) != ARCHIVE_OK) return nullptr;
+  if (archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) return nullptr;
+  return a;
+}
+
+// Layer 2: every archive format over layer 1's bytes, no filter (layer 1 did that). Null
+// when the bytes are no archive, or an archive without entries (a gzip of zeros reads
+// as an empty tar: its size still counts, through layer 1).
+Reader open_format(Upstream& up) {
+  Reader a(archive_read_new());
+  archive_read_support_format_all(a.get());
   if (archive_read_open(a.get(), &up, nullptr, pull, nullptr) != ARCHIVE_OK) return nullptr;
   return a;
 }
 
-bool plain_data(archive* a) {
-  return archive_format(a) == ARCHIVE_FORMAT_RAW && archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE;
-}
-
-void drain_entry(archive* a, Measure& m) {
+void drain(archive* a, Measure& m, bool counted) {
   while (!m.stopped()) {
     const la_ssize_t n = archive_read_data(a, m.discard.data(), m.discard.size());
-    if (n <= 0) return;  // end of entry, or encrypted/damaged: not counted further
-    m.count(static_cast<std::size_t>(n));
+    if (n <= 0) return;  // end, or an encrypted/damaged entry: not counted further
+    if (counted) m.count(static_cast<std::size_t>(n));
   }
 }
 
-void walk(archive* a, unsigned depth, Measure& m);
+bool measure_stream(Upstream& source, unsigned depth, Measure& m);
 
-// An entry: an archive itself (walked one level down) or data (counted).
-void measure_entry(archive* a, unsigned depth, Measure& m) {
-  Upstream up;
-  up.parent = a;
-  up.measure = &m;
-  Reader inner = open_reader(up);
-  if (inner) {
-    archive_entry* first = nullptr;
-    const int rc = archive_read_next_header(inner.get(), &first);
+// Each entry of an archive: its bytes count, and it is measured as a stream of its own.
+void measure_entries(archive* a, unsigned depth, Measure& m) {
+  archive_entry* entry = nullptr;
+  bool first = true;
+  while (!m.stopped()) {
+    if (!first) {
+      const int rc = archive_read_next_header(a, &entry);
+      if (rc == ARCHIVE_EOF || rc == ARCHIVE_FATAL) return;
+      if (rc == ARCHIVE_RETRY) continue;
+    }
+    first = false;
+    Upstream up;
+    up.parent = a;
+    up.counted = true;
+    up.measure = &m;
+    measure_stream(up, depth + 1, m);
+  }
+}
+
+// One stream (a part, or an entry): decompressed and, when it is an archive, walked.
+// Everything it yields is read, so the reader above counts it. True when it was an
+// archive or compressed.
+bool measure_stream(Upstream& source, unsigned depth, Measure& m) {
+  const auto too_deep = [&] {
+    m.result.too_deep = true;
+    m.result.detail = "archives nested deeper than " + std::to_string(m.max_depth);
+    return true;
+  };
+  Reader decompressor = open_decompressor(source);
+  if (!decompressor) return false;
+  const bool compressed = archive_filter_code(decompressor.get(), 0) != ARCHIVE_FILTER_NONE;
+  if (compressed && depth > m.max_depth) return too_deep();
+  // The format layer's reads are not counted as they happen: an archive's size is its
+  // entries'. When it was no archive, what its bidders looked at (up to about a MB) and
+  // what is drained below are the decompressed size, so a gzip of zeros counts whole.
+  Upstream inner;
+  inner.parent = decompressor.get();
+  inner.measure = &m;
+  bool archive_found = false;
+  if (Reader format = open_format(inner)) {
+    archive_entry* entry = nullptr;
+    const int rc = archive_read_next_header(format.get(), &entry);
     if (rc == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-      if (!plain_data(inner.get())) {
-        if (depth + 1 > m.max_depth) {
-          m.result.too_deep = true;
-          m.result.detail = "archives nested deeper than " + std::to_string(m.max_depth);
-          return;
-        }
-        measure_entry(inner.get(), depth + 1, m);
-        walk(inner.get(), depth + 1, m);
-        return;
-      }
+      archive_found = true;
+      if (depth > m.max_depth) return too_deep();
+      measure_entries(format.get(), depth, m);
     }
   }
-  drain_entry(a, m);
-}
-
-// The entries after the current one of a reader whose first header was read.
-void walk(archive* a, unsigned depth, Measure& m) {
-  archive_entry* entry = nullptr;
-  while (!m.stopped()) {
-    const int rc = archive_read_next_header(a, &entry);
-    if (rc == ARCHIVE_EOF || rc == ARCHIVE_FATAL) return;
-    if (rc == ARCHIVE_RETRY) continue;
-    measure_entry(a, depth, m);
-  }
+  if (compressed && !archive_found) m.count(inner.consumed);
+  drain(decompressor.get(), m, compressed);
+  return compressed || archive_found;
 }
 
 } // namespace
+
+bool looks_like_archive(std::string_view head) {
+  const auto at = [&](std::size_t offset, std::string_view magic) {
+    return offset <= head.size() && head.substr(offset, magic.size()) == magic;
+  };
+  using namespace std::string_view_literals;
+  static constexpr std::string_view leading[] = {
+      "PK\x03\x04"sv, "PK\x05\x06"sv, "PK\x07\x08"sv,          // zip
+      "\x1f\x8b"sv, "\x1f\x9d"sv, "BZh"sv, "\xfd" "7zXZ\0"sv,       // gzip, compress, bzip2, xz
+      "LZIP"sv, "\x28\xb5\x2f\xfd"sv, "\x04\x22\x4d\x18"sv,       // lzip, zstd, lz4
+      "7z\xbc\xaf\x27\x1c"sv, "Rar!\x1a\x07"sv, "MSCF"sv,          // 7z, rar, cab
+      "070707"sv, "070701"sv, "070702"sv, "\xc7\x71"sv, "\x71\xc7"sv,  // cpio
+      "!<arch>\n"sv, "xar!"sv, "\xed\xab\xee\xdb"sv,                 // ar, xar, rpm
+  };
+  for (std::string_view magic : leading)
+    if (at(0, magic)) return true;
+  return at(257, "ustar") || (at(2, "-lh") && head.size() > 6 && head[6] == '-');  // tar, lha
+}
 
 ArchiveMeasure measure_archive(const ChunkSource& source, std::uint64_t budget, unsigned max_depth) {
   Measure m{budget, std::min(max_depth, depth_cap), {}};
   Upstream up;
   up.part = &source;
   up.measure = &m;
-  Reader top = open_reader(up);
-  if (!top) return m.result;
-  archive_entry* entry = nullptr;
-  const int rc = archive_read_next_header(top.get(), &entry);
-  if ((rc != ARCHIVE_OK && rc != ARCHIVE_WARN) || plain_data(top.get())) return m.result;
-  m.result.archive = true;
-  if (m.max_depth < 1) {
-    m.result.too_deep = true;
-    m.result.detail = "archives are not allowed (limits.archive_depth 0)";
-    return m.result;
-  }
-  measure_entry(top.get(), 1, m);
-  walk(top.get(), 1, m);
+  m.result.archive = measure_stream(up, 1, m);
   return m.result;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace mh::content {
 
@@ -18,6 +19,12 @@ struct ArchiveMeasure {
   bool too_deep = false;         // archives nested deeper than the limit
   std::string detail;            // for the log: which limit, or why an entry was not read
 };
+
+// Whether the first bytes of a part (at least 262 when there are that many) carry the
+// signature of a format libarchive reads: zip, gzip, bzip2, xz, lzip, zstd, lz4, compress,
+// 7z, rar, cab, tar, cpio, ar, xar, lha, rpm. measure_archive() is only worth its reader
+// set-up for those; anything else is plain data to clamd and counts as its own size.
+bool looks_like_archive(std::string_view head);
 
 // `source` pulls the decoded part. `budget`: bytes that may still be expanded before the
 // message passes limits.expanded_content. Encrypted or damaged entries are skipped (not

@@ -10,6 +10,7 @@
 #include "content/notice.h"
 
 #include <gmime/gmime.h>
+#include <unicode/uchar.h>
 
 #include <algorithm>
 #include <climits>
@@ -55,17 +56,51 @@ std::string lower(std::string_view s) {
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-// Control characters to spaces, invalid UTF-8 dropped by GMime already; cut at 255 bytes
-// without splitting a character.
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,
+// nothing past U+10FFFF), 0 when invalid.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(k) & 0xC0) != 0x80) return 0;
+  if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) > 0x9F) || (c == 0xF0 && b(1) < 0x90) ||
+      (c == 0xF4 && b(1) > 0x8F))
+    return 0;
+  return n;
+}
+
+// Default-ignorable code points (bidi overrides, zero-width joiners, soft hyphens): a
+// name could hide its real extension behind U+202E, and charset converters drop them.
+bool invisible(std::string_view sequence) {
+  const auto b = [&](std::size_t k) { return static_cast<UChar32>(static_cast<unsigned char>(sequence[k])); };
+  UChar32 cp = 0;
+  if (sequence.size() == 2) cp = ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  else if (sequence.size() == 3) cp = ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  else cp = ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+  return u_hasBinaryProperty(cp, UCHAR_DEFAULT_IGNORABLE_CODE_POINT);
+}
+
+// A file name fit for a notice line and the log: valid UTF-8 (an invalid byte becomes
+// '?'), C0, DEL and C1 controls become spaces, invisible characters are dropped, and it
+// is cut at 255 bytes on a character boundary.
 std::string tidy_file_name(const char* name) {
   if (!name) return {};
-  std::string out(name);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  if (out.size() > max_file_name) {
-    std::size_t cut = max_file_name;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
+  const std::string_view in(name);
+  std::string out;
+  for (std::size_t i = 0; i < in.size();) {
+    const std::size_t n = utf8_sequence(in, i);
+    std::string_view piece = n == 0 ? std::string_view("?") : in.substr(i, n);
+    const auto c = static_cast<unsigned char>(in[i]);
+    const bool control = (n == 1 && (c < 0x20 || c == 0x7f)) ||
+                         (n == 2 && c == 0xC2 && static_cast<unsigned char>(in[i + 1]) < 0xA0);
+    if (control) piece = " ";
+    else if (n > 1 && invisible(in.substr(i, n))) piece = {};
+    if (out.size() + piece.size() > max_file_name) break;
+    out += piece;
+    i += n == 0 ? 1 : n;
   }
   return out;
 }
@@ -109,6 +144,7 @@ struct Leaf {
   bool attached = false;              // inside an attached message/rfc822
   std::uint64_t begin = 0;            // first byte of the part (its first header, else its blank line)
   std::uint64_t content_start = 0, content_end = 0;
+  bool has_content = false;           // a part whose headers end the message or meet a boundary has none
   std::optional<Finding> finding;
 };
 
@@ -148,8 +184,12 @@ private:
     GMimeDataWrapper* content = g_mime_part_get_content(part);
     GMimeStream* raw = content ? g_mime_data_wrapper_get_stream(content) : nullptr;
     if (raw) {
+      l.has_content = true;
       l.content_start = static_cast<std::uint64_t>(std::max<gint64>(raw->bound_start, 0));
       l.content_end = raw->bound_end < 0 ? data_.size() : static_cast<std::uint64_t>(raw->bound_end);
+    } else {
+      for (const Field& f : fields_of(data_, GMIME_OBJECT(part))) l.content_start = std::max(l.content_start, f.end);
+      l.content_end = l.content_start;
     }
     l.begin = part_begin(GMIME_OBJECT(part), l.content_start);
     measure_archives(l);
@@ -210,6 +250,13 @@ private:
   };
 
   void measure_archives(const Leaf& l) {
+    {
+      Decoded peek(data_, l.part);
+      char head[512];
+      std::size_t have = 0;
+      for (std::size_t n; have < sizeof head && (n = peek.read(head + have, sizeof head - have)) > 0;) have += n;
+      if (!looks_like_archive(std::string_view(head, have))) return;
+    }
     const std::uint64_t used = data_.size() + (out_.expanded_bytes > data_.size() ? out_.expanded_bytes - data_.size() : 0);
     const std::uint64_t budget = limits_.expanded_content > used ? limits_.expanded_content - used : 0;
     Decoded decoded(data_, l.part);
@@ -300,7 +347,7 @@ private:
 
   bool remove_from_multipart(const Leaf& l) {
     const char* b = g_mime_multipart_get_boundary(l.parent);
-    if (!b) return false;
+    if (!b || !l.has_content) return false;
     const auto from = delimiter_before(l.begin, b);
     const auto to = delimiter_after(l.content_end, b);
     if (!from || !to || *to < *from) return false;
@@ -318,18 +365,29 @@ private:
   // The leaf that is a message's whole body becomes a text/plain UTF-8 body holding the notice.
   bool replace_body_with_notice(const Leaf& l, const std::vector<Finding>& findings) {
     const std::string_view eol = eol_at(l.content_start > 0 ? l.content_start - 1 : 0);
-    std::string headers;
-    for (const Field& f : fields_of(data_, GMIME_OBJECT(l.part)))
-      if (starts_with(f.name, "content-")) out_.edits.push_back({f.start, f.end - f.start, {}});
-    if (l.top_message) {
-      bool has_version = false;
-      for (const Field& f : fields_of(data_, GMIME_OBJECT(message_))) has_version = has_version || f.name == "mime-version";
-      if (!has_version) headers += "MIME-Version: 1.0" + std::string(eol);
-    }
-    headers += "Content-Type: text/plain; charset=UTF-8" + std::string(eol) +
-               "Content-Transfer-Encoding: base64" + std::string(eol);
+    const std::string content_headers = "Content-Type: text/plain; charset=UTF-8" + std::string(eol) +
+                                        "Content-Transfer-Encoding: base64" + std::string(eol);
     const std::uint64_t blank = blank_line_start(l);
-    out_.edits.push_back({blank, 0, headers});
+    if (l.top_message) {
+      // The whole header block is written again from its fields: a line that is no field
+      // (GMime skips it) must not carry the removed bytes through.
+      std::vector<Field> fields = fields_of(data_, GMIME_OBJECT(message_));
+      for (Field& f : fields_of(data_, GMIME_OBJECT(l.part))) fields.push_back(std::move(f));
+      std::sort(fields.begin(), fields.end(), [](const Field& a, const Field& b) { return a.start < b.start; });
+      std::string headers;
+      bool has_version = false;
+      for (const Field& f : fields) {
+        if (f.end > blank || starts_with(f.name, "content-")) continue;
+        has_version = has_version || f.name == "mime-version";
+        headers += data_.substr(f.start, f.end - f.start);
+      }
+      if (!has_version) headers += "MIME-Version: 1.0" + std::string(eol);
+      out_.edits.push_back({0, blank, headers + content_headers});
+    } else {
+      for (const Field& f : fields_of(data_, GMIME_OBJECT(l.part)))
+        if (starts_with(f.name, "content-")) out_.edits.push_back({f.start, f.end - f.start, {}});
+      out_.edits.push_back({blank, 0, content_headers});
+    }
     std::string body = encode_base64_lines(notice_text(findings, eol), eol);
     if (l.content_end < data_.size()) body.resize(body.size() - eol.size());  // the next delimiter brings its own
     out_.edits.push_back({l.content_start, l.content_end - l.content_start, body});
@@ -344,7 +402,7 @@ private:
   }
 
   static bool usable_text(const Leaf& l) {
-    if (l.finding || l.attached) return false;
+    if (l.finding || l.attached || !l.has_content) return false;
     if (media_type(GMIME_OBJECT(l.part)) != "text/plain") return false;
     const char* disposition = g_mime_object_get_disposition(GMIME_OBJECT(l.part));
     if (disposition && lower(disposition) == "attachment") return false;
@@ -373,7 +431,8 @@ private:
 
   std::string decoded_content(const Leaf& l) const {
     GMimeDataWrapper* content = g_mime_part_get_content(l.part);
-    GMimeStream* raw = g_mime_data_wrapper_get_stream(content);
+    GMimeStream* raw = content ? g_mime_data_wrapper_get_stream(content) : nullptr;
+    if (!raw) return {};
     GObjectRef<GMimeStream> sub(g_mime_stream_substream(raw, raw->bound_start, raw->bound_end));
     GObjectRef<GMimeStream> filtered(g_mime_stream_filter_new(sub.p));
     GObjectRef<GMimeFilter> decoder(g_mime_filter_basic_new(g_mime_data_wrapper_get_encoding(content), FALSE));
@@ -514,6 +573,23 @@ private:
   Inspection& out_;
 };
 
+// Counts leaf parts and checks nesting against the limits without decoding anything.
+void count_parts(GMimeObject* o, const ContentLimits& limits, unsigned depth, std::uint64_t& leaves) {
+  if (depth > limits.mime_depth)
+    throw Stop{Inspection::Verdict::rejected, "MIME nesting deeper than " + std::to_string(limits.mime_depth)};
+  if (GMIME_IS_MULTIPART(o)) {
+    GMimeMultipart* mp = GMIME_MULTIPART(o);
+    const int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i) count_parts(g_mime_multipart_get_part(mp, i), limits, depth + 1, leaves);
+  } else if (GMIME_IS_MESSAGE_PART(o)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+    if (inner && g_mime_message_get_mime_part(inner))
+      count_parts(g_mime_message_get_mime_part(inner), limits, depth + 1, leaves);
+  } else if (GMIME_IS_PART(o) && ++leaves > limits.mime_parts) {
+    throw Stop{Inspection::Verdict::rejected, "more than " + std::to_string(limits.mime_parts) + " MIME parts"};
+  }
+}
+
 // A read-only GMime stream over `data` without copying it: a GByteArray header that
 // points at the caller's bytes, never owned or grown (GMimeStreamMem reads only
 // `data` and `len` when it does not own the array).
@@ -564,6 +640,9 @@ Inspection inspect_message(std::string_view message, VirusScanner& scanner, cons
   }
   Walk walk(message, scanner, limits, out);
   try {
+    // The shape first, so a MIME bomb is refused before the scanner sees any of it.
+    count_parts(g_mime_message_get_mime_part(parsed.p), limits, 0, out.parts_scanned);
+    out.parts_scanned = 0;
     walk.object(g_mime_message_get_mime_part(parsed.p), nullptr, GMIME_OBJECT(parsed.p), true, false, 0);
   } catch (const Stop& stop) {
     out.verdict = stop.verdict;

@@ -88,6 +88,9 @@ std::optional<std::string> encode_charset(std::string_view utf8, std::string_vie
   ucnv_resetFromUnicode(c.get());
   ucnv_fromUChars(c.get(), out.data(), need, text->data(), static_cast<int32_t>(text->size()), &status);
   if (U_FAILURE(status)) return std::nullopt;
+  // ICU drops default-ignorable characters it cannot map instead of stopping: only a
+  // conversion that reads back as the same text counts.
+  if (decode_charset(out, charset) != std::optional<std::string>(std::string(utf8))) return std::nullopt;
   return out;
 }
 
