@@ -3,7 +3,7 @@
 # corpus grows in /tmp/fuzz-work/TARGET/corpus (the committed one is never written), crash
 # inputs land in …/artifacts/, libFuzzer's output in …/fuzz.log; a summary goes to stdout.
 # Usage: tests/fuzz/run.sh TARGET SECONDS [extra libFuzzer options]
-#   TARGET: smtp_session | pop3_session | spool_yaml | address
+#   TARGET: smtp_session | pop3_session | spool_yaml | address | mime_walk | mime_names
 #   MH_FUZZ_BUILD: the clang build with MH_FUZZ=ON (default: build-fuzz beside this tree)
 #   MH_FUZZ_WORK:  where scratch dirs go (default: /tmp/fuzz-work)
 set -euo pipefail
