@@ -31,6 +31,7 @@ public:
       : address_(std::move(address)), timeout_(timeout) {}
 
   ScanVerdict scan(const ChunkSource& source) override;
+  bool reads_mime() const override { return true; }
 
   // For --check-config: clamd's version line ("ClamAV 1.4.6/…"), or a failed verdict.
   ScanVerdict version();

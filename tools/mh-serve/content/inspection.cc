@@ -150,8 +150,10 @@ struct Leaf {
 
 class Walk {
 public:
-  Walk(std::string_view data, VirusScanner& scanner, const ContentLimits& limits, Inspection& out)
-      : data_(data), scanner_(scanner), limits_(limits), out_(out) {}
+  // `measure`: archives are measured; `scan`: each part goes to the scanner.
+  Walk(std::string_view data, VirusScanner& scanner, const ContentLimits& limits, Inspection& out, bool measure,
+       bool scan)
+      : data_(data), scanner_(scanner), limits_(limits), out_(out), measure_(measure), scan_(scan) {}
 
   void object(GMimeObject* o, GMimeMultipart* parent, GMimeObject* message, bool top, bool attached, unsigned depth) {
     if (depth > limits_.mime_depth)
@@ -192,8 +194,8 @@ private:
       l.content_end = l.content_start;
     }
     l.begin = part_begin(GMIME_OBJECT(part), l.content_start);
-    measure_archives(l);
-    scan(l);
+    if (measure_) measure_archives(l);
+    if (scan_) scan(l);
     leaves_.push_back(std::move(l));
   }
 
@@ -283,6 +285,7 @@ private:
   VirusScanner& scanner_;
   const ContentLimits& limits_;
   Inspection& out_;
+  bool measure_, scan_;
   std::vector<Leaf> leaves_;
 };
 
@@ -590,6 +593,17 @@ void count_parts(GMimeObject* o, const ContentLimits& limits, unsigned depth, st
   }
 }
 
+// The message as it is, in blocks.
+ScanVerdict scan_whole(VirusScanner& scanner, std::string_view message) {
+  std::size_t pos = 0;
+  return scanner.scan([&](char* b, std::size_t n) {
+    const std::size_t k = std::min(n, message.size() - pos);
+    std::memcpy(b, message.data() + pos, k);
+    pos += k;
+    return k;
+  });
+}
+
 // A read-only GMime stream over `data` without copying it: a GByteArray header that
 // points at the caller's bytes, never owned or grown (GMimeStreamMem reads only
 // `data` and `len` when it does not own the array).
@@ -620,13 +634,7 @@ Inspection inspect_message(std::string_view message, VirusScanner& scanner, cons
   GObjectRef<GMimeMessage> parsed(g_mime_parser_construct_message(parser.p, nullptr));
   if (!parsed.p || !g_mime_message_get_mime_part(parsed.p)) {
     // Not even a header block: scan the bytes as they are.
-    std::size_t pos = 0;
-    const ScanVerdict v = scanner.scan([&](char* b, std::size_t n) {
-      const std::size_t k = std::min(n, message.size() - pos);
-      std::memcpy(b, message.data() + pos, k);
-      pos += k;
-      return k;
-    });
+    const ScanVerdict v = scan_whole(scanner, message);
     out.parts_scanned = 1;
     if (v.kind == ScanVerdict::Kind::failed) {
       out.verdict = Inspection::Verdict::failed;
@@ -638,21 +646,35 @@ Inspection inspect_message(std::string_view message, VirusScanner& scanner, cons
     }
     return out;
   }
-  Walk walk(message, scanner, limits, out);
+  GMimeObject* top = g_mime_message_get_mime_part(parsed.p);
+  const bool whole_first = scanner.reads_mime();
+  Walk walk(message, scanner, limits, out, true, !whole_first);
+  Walk find(message, scanner, limits, out, false, true);  // whole_first: which parts are infected
   try {
     // The shape first, so a MIME bomb is refused before the scanner sees any of it.
-    count_parts(g_mime_message_get_mime_part(parsed.p), limits, 0, out.parts_scanned);
+    count_parts(top, limits, 0, out.parts_scanned);
     out.parts_scanned = 0;
-    walk.object(g_mime_message_get_mime_part(parsed.p), nullptr, GMIME_OBJECT(parsed.p), true, false, 0);
+    walk.object(top, nullptr, GMIME_OBJECT(parsed.p), true, false, 0);
+    if (whole_first) {
+      const ScanVerdict v = scan_whole(scanner, message);
+      if (v.kind == ScanVerdict::Kind::failed) throw Stop{Inspection::Verdict::failed, v.detail};
+      if (v.kind == ScanVerdict::Kind::clean) return out;
+      out.parts_scanned = 0;
+      find.object(top, nullptr, GMIME_OBJECT(parsed.p), true, false, 0);
+      const auto& found = find.leaves();
+      if (std::none_of(found.begin(), found.end(), [](const Leaf& l) { return l.finding.has_value(); }))
+        throw Stop{Inspection::Verdict::rejected, v.virus + " found in the message but in none of its parts"};
+    }
   } catch (const Stop& stop) {
     out.verdict = stop.verdict;
     out.detail = stop.detail;
     out.findings.clear();
     return out;
   }
-  const bool infected = std::any_of(walk.leaves().begin(), walk.leaves().end(), [](const Leaf& l) { return l.finding.has_value(); });
+  std::vector<Leaf>& leaves = whole_first ? find.leaves() : walk.leaves();
+  const bool infected = std::any_of(leaves.begin(), leaves.end(), [](const Leaf& l) { return l.finding.has_value(); });
   if (!infected) return out;
-  Cleaner cleaner(message, parsed.p, walk.leaves(), out);
+  Cleaner cleaner(message, parsed.p, leaves, out);
   if (!cleaner.run()) {
     out.verdict = Inspection::Verdict::rejected;
     out.edits.clear();

@@ -649,3 +649,56 @@ TEST_CASE("decode_file_name: control characters become spaces, 255 bytes at most
   CHECK(spool::utf8_ok(bad));
   CHECK(decode_file_name("attachment; filename=\"" + std::string(1000, 'x') + "\"", "") == std::string(255, 'x'));
 }
+
+namespace {
+
+// Like clamd: reads whole MIME messages itself. Here it flags a message whose raw bytes
+// hold `raw_marker` (standing in for clamd's own decoding) and a part holding EICAR.
+class MimeReadingScanner : public MarkerScanner {
+public:
+  explicit MimeReadingScanner(std::string raw_marker) : raw_marker_(std::move(raw_marker)) {}
+  bool reads_mime() const override { return true; }
+  ScanVerdict scan(const ChunkSource& source) override {
+    ScanVerdict v = MarkerScanner::scan(source);
+    if (v.kind == ScanVerdict::Kind::clean && last.find(raw_marker_) != std::string::npos)
+      return {ScanVerdict::Kind::infected, "Raw.Marker", "FOUND"};
+    return v;
+  }
+
+private:
+  std::string raw_marker_;
+};
+
+} // namespace
+
+TEST_CASE("inspect_message: a scanner that reads MIME gets a clean message once, whole", "[content][inspection]") {
+  const std::string message = with_eol(
+      multipart({"Content-Type: text/plain; charset=UTF-8\n\nhello\n", png_part, png_part}), "\r\n");
+  MimeReadingScanner scanner("never-there");
+  const Inspection r = inspect(message, scanner);
+  CHECK(r.verdict == Verdict::clean);
+  CHECK(scanner.calls == 1);
+  CHECK(scanner.last == message);
+}
+
+TEST_CASE("inspect_message: when the whole message is infected, the parts are scanned to find it",
+          "[content][inspection]") {
+  SECTION("found in a part: removed as usual") {
+    const std::string message = with_eol(
+        multipart({"Content-Type: text/plain; charset=UTF-8\n\nhello\n", png_part, virus_part()}), "\r\n");
+    MimeReadingScanner whole("WDVPIVAlQEFQWzRc");  // EICAR's base64, as clamd would find it decoding
+    const Inspection r = inspect(message, whole);
+    CHECK(r.verdict == Verdict::cleaned);
+    CHECK(whole.calls == 1 + 3);
+    REQUIRE(r.findings.size() == 1);
+    CHECK(r.findings[0].file_name == "eicar.com");
+  }
+  SECTION("found in no part: refused, never delivered as clean") {
+    const std::string message =
+        with_eol(multipart({"Content-Type: text/plain; charset=UTF-8\n\nhello\n", png_part}), "\r\n");
+    MimeReadingScanner whole("Subject: report");  // a header only the whole message has
+    const Inspection r = inspect(message, whole);
+    CHECK(r.verdict == Verdict::rejected);
+    CHECK(r.detail.find("in none of its parts") != std::string::npos);
+  }
+}

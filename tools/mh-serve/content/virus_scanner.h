@@ -29,6 +29,10 @@ public:
   virtual ~VirusScanner() = default;
   // Scans one object (a decoded MIME part). Blocking; thread-safe: sessions scan at once.
   virtual ScanVerdict scan(const ChunkSource& source) = 0;
+  // True when the scanner decodes a whole MIME message itself (clamd's mail scanner):
+  // a clean message is then sent once as it is, and parts one by one only to find which
+  // to remove. False: every decoded part is sent on its own.
+  virtual bool reads_mime() const { return false; }
 };
 
 } // namespace mh::content
