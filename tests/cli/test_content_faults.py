@@ -5,6 +5,7 @@ later` and nothing stored. And the same scan on the other ways mail comes in: an
 authenticated submission to a remote recipient is queued cleaned, a post to a mailing
 list is archived and distributed cleaned."""
 
+import json
 import os
 import time
 
@@ -75,6 +76,53 @@ class StreamLimit(ScanCase):
         message = multipart("big", [text_part("three megabytes attached\n"), binary_part(3 * 1024 * 1024)])
         self.assertEqual(self.send(message), UNAVAILABLE)
         self.assertNothingStored()
+
+
+def check_config(case, address):
+    """mh-serve --check-config --json with only clamd configured; its exit code and JSON."""
+    if case.ports is None:
+        case.ports = {"smtp": mhtest.free_port()}
+    case.write_mail_config(case.clamd_config(address))
+    run = case.run_tool("mh-serve", "--check-config", "--json")
+    return run.code, json.loads(run.out)
+
+
+class CheckConfigStreamLimit(ScanCase):
+    """--check-config streams limits.message_size bytes to clamd and warns when clamd cuts
+    the stream: with Debian's StreamMaxLength every 30 MB message would get 451."""
+
+    CLAMD_OPTIONS = {"stream_max": "1M"}
+
+    def test_warns_about_a_short_stream_max_length(self):
+        code, doc = check_config(self, self.clamd.address)
+        self.assertEqual(code, 0)
+        self.assertTrue(doc["clamd"]["version"].startswith("ClamAV "), doc)
+        self.assertIn("clamd StreamMaxLength is below limits.message_size (31457280 bytes)", doc["clamd"]["warning"])
+        self.assertIn("INSTREAM size limit exceeded", doc["clamd"]["warning"])
+        text = self.run_tool("mh-serve", "--check-config")
+        self.assertIn("clamd: warning: clamd StreamMaxLength is below limits.message_size", text.out)
+
+
+class CheckConfig(ScanCase):
+    def test_version_and_no_warning_with_a_long_enough_stream(self):
+        code, doc = check_config(self, self.clamd.address)
+        self.assertEqual(code, 0)
+        self.assertEqual(doc["clamd"]["address"], self.clamd.address)
+        self.assertTrue(doc["clamd"]["version"].startswith("ClamAV "), doc)
+        self.assertNotIn("warning", doc["clamd"])
+
+    def test_clamd_not_answering_is_a_warning(self):
+        code, doc = check_config(self, "unix:" + os.path.join(self.tmp, "absent.sock"))
+        self.assertEqual(code, 0)
+        self.assertIsNone(doc["clamd"]["version"])
+        self.assertIn("does not answer", doc["clamd"]["warning"])
+
+    def test_a_bad_address_is_a_config_error(self):
+        self.ports = {"smtp": mhtest.free_port()}
+        self.write_mail_config('clamd: { address: "clamd.example" }\n')
+        run = self.run_tool("mh-serve", "--check-config")
+        self.assertEqual(run.code, 78, run)
+        self.assertIn("key 'clamd.address'", run.err)
 
 
 class Submission(ScanCase):
