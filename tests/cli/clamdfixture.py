@@ -18,10 +18,8 @@ dies with the test process. close() stops it (SIGTERM, then SIGKILL to its proce
 group) and removes TMP; used as a context manager or from setUpClass/tearDownClass
 that also happens when a test fails."""
 
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -30,6 +28,8 @@ import threading
 import time
 import unittest
 
+from daemonproc import die_with_parent, stop_process_group
+
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 
 # The 68-byte EICAR test file and the .hdb line (MD5:size:name) that makes clamd name it.
@@ -37,10 +37,6 @@ EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n"
 EICAR_NAME = "Eicar-Test-Signature.UNOFFICIAL"  # clamd's name for a signature from a local .hdb
 
-
-def _die_with_parent():
-    """preexec_fn: SIGTERM the child when the test process goes away."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def require_clamd():
@@ -118,7 +114,7 @@ class Clamd:
             with open(os.path.join(self.tmp, "stdout.log"), "ab") as out:
                 self.proc = subprocess.Popen([CLAMD, "-c", os.path.join(self.tmp, "clamd.conf")],
                                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             cwd=self.tmp, start_new_session=True, preexec_fn=_die_with_parent)
+                                             cwd=self.tmp, start_new_session=True, preexec_fn=die_with_parent)
             self._wait_for_pong(began)
             self.address = "unix:" + self.socket_path
             self.startup_seconds = time.monotonic() - began
@@ -160,20 +156,7 @@ class Clamd:
     def _stop(self):
         if self.proc is None:
             return
-        pgid = self.proc.pid  # start_new_session: clamd leads its own process group
-        try:
-            self.proc.terminate()
-            self.proc.wait(timeout=self.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=self.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_process_group(self.proc, self.STOP_TIMEOUT)
         self.proc = None
 
     def close(self):

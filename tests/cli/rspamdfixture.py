@@ -34,16 +34,16 @@ share). Everything is stopped (SIGTERM, then SIGKILL to the whole process group)
 removed at close(); rspamd also dies with the test (PR_SET_PDEATHSIG: start the fixture
 from the test's main thread, e.g. in setUpClass)."""
 
-import ctypes
 import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+from daemonproc import die_with_parent, stop_process_group
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 STOCK_CONFIG = "/etc/rspamd/rspamd.conf"
@@ -62,10 +62,6 @@ DISABLED_MODULES = [
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
-
-def _die_with_parent():
-    """preexec_fn: SIGTERM the child when the test process goes away."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port():
@@ -187,7 +183,7 @@ class Rspamd:
         with open(stdout_path, "ab") as out:
             self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
         deadline = began + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -223,21 +219,7 @@ class Rspamd:
     def _stop(self):
         if self.proc is None:
             return
-        pgid = self.proc.pid  # start_new_session: rspamd leads its own process group
-        try:
-            self.proc.terminate()
-            self.proc.wait(timeout=self.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-        # Workers that outlived the main process (or all of them, after a hang).
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=self.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_process_group(self.proc, self.STOP_TIMEOUT)
         self.proc = None
 
     def close(self):
