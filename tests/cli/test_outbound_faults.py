@@ -135,7 +135,9 @@ class OutboundFaults(OutboundCase):
         # Restart on the same spool: the runner finds the queue and finishes it.
         t2 = time.monotonic()
         self.start(concurrency=CONCURRENCY, per_destination=10)
-        wait_for(lambda: len({m.message_id for m in peer.messages()}) >= n and not self.queue_files(), 180,
+        # A bound for a stuck runner, not a speed test: alone this takes ~20 s, but with
+        # ctest -j2 beside the race test on a 2-core CI machine it once needed over 180 s.
+        wait_for(lambda: len({m.message_id for m in peer.messages()}) >= n and not self.queue_files(), 480,
                  step=0.1, what=f"all {n} messages delivered and the queue empty")
         finished = time.monotonic() - t2
         time.sleep(1)  # anything still going out would show now
