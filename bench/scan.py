@@ -171,16 +171,24 @@ def cmd_instream(a):
     mh-serve does) until SECS have passed. per_msg_ms = THREADS / rate: a message's
     clamd time as one of THREADS concurrent sessions sees it, the same measure as
     mh-serve's extra time per message with SESSIONS sessions."""
-    requests = [framed(Path(p).read_bytes()) for p in a.parts]
+    # clamd keeps the hashes of clean files and skips a file it has seen: every scan here
+    # gets its own id in place of UNIQUE (the trace header's), as every message mh-serve
+    # receives has its own Received line. Repeated bytes would measure the cache.
+    templates = [Path(p).read_bytes() for p in a.parts]
+    placeholder = a.unique.encode() if a.unique else b""
     counts = [0] * a.threads
     bad = []
     start = threading.Barrier(a.threads + 1)
 
     def client(i):
         start.wait()
+        serial = 0
         while time.perf_counter() < deadline:
-            for req in requests:
-                reply = scan(a.socket, req)
+            for data in templates:
+                serial += 1
+                if placeholder:
+                    data = data.replace(placeholder, f"{i:02d}{serial:0{len(placeholder) - 2}d}".encode(), 1)
+                reply = scan(a.socket, framed(data))
                 if reply != "stream: OK":
                     bad.append(reply)
                     return
@@ -202,7 +210,7 @@ def cmd_instream(a):
     rate = n / secs if secs > 0 else 0.0
     if bad:
         log(f"{a.name}: clamd answered {bad[0]!r}")
-    result(name=a.name, run=a.run, threads=a.threads, parts=len(requests), msgs=n, secs=secs,
+    result(name=a.name, run=a.run, threads=a.threads, parts=len(templates), msgs=n, secs=secs,
            msgs_per_s=rate, per_msg_ms=a.threads / rate * 1e3 if rate else 0.0,
            clamd_cpu_us_per_msg=d.get("server_cpu_s", 0.0) / max(1, n) * 1e6,
            clamd_scans_per_msg=scans_since(a.clamd_log, offset) / max(1, n), ok=int(not bad and n > 0))
@@ -346,6 +354,7 @@ def main():
     p.add_argument("--run", default="1")
     p.add_argument("--socket", required=True)
     p.add_argument("--parts", nargs="+", required=True)
+    p.add_argument("--unique", default="", help="bytes replaced by a per-scan id (defeats clamd's cache)")
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--secs", type=float, default=10)
     p.add_argument("--clamd-pid", type=int, default=0)

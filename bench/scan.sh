@@ -242,9 +242,9 @@ bench_size() {  # tag
     } >"${parts[0]}"
     log "$tag: clamd alone (INSTREAM, $SESSIONS clients and 1; clamdscan --stream)"
     "${PY[@]}" instream --name "clamd_instream_${tag}_t$SESSIONS" --socket "$CLAMD_SOCK" --threads "$SESSIONS" \
-        --secs "$MIN_SECS" --clamd-pid "$CLAMD_PID" --clamd-log "$CLAMD_DIR/clamd.log" --parts "${parts[@]}" | emit || true
+        --secs "$MIN_SECS" --clamd-pid "$CLAMD_PID" --clamd-log "$CLAMD_DIR/clamd.log" --unique 0123456789ABCDEF0 --parts "${parts[@]}" | emit || true
     "${PY[@]}" instream --name "clamd_instream_${tag}_t1" --socket "$CLAMD_SOCK" --threads 1 \
-        --secs "$(( MIN_SECS / 2 + 1 ))" --clamd-pid "$CLAMD_PID" --clamd-log "$CLAMD_DIR/clamd.log" --parts "${parts[@]}" | emit || true
+        --secs "$(( MIN_SECS / 2 + 1 ))" --clamd-pid "$CLAMD_PID" --clamd-log "$CLAMD_DIR/clamd.log" --unique 0123456789ABCDEF0 --parts "${parts[@]}" | emit || true
     python3 "$HERE/benchlib.py" time --name "clamdscan_$tag" --runs "$CLAMDSCAN_RUNS" --warmup 1 \
         -- clamdscan --stream --no-summary --config-file="$CLAMD_DIR/clamd.conf" "${parts[@]}" | emit || true
 }

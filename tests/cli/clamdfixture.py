@@ -71,8 +71,11 @@ class Clamd:
     START_TIMEOUT = 60.0   # about 1 s idle; generous for a loaded 2-core machine
     STOP_TIMEOUT = 10.0
 
-    def __init__(self, stream_max="40M"):
+    def __init__(self, stream_max="40M", tcp=False):
         self.stream_max = stream_max
+        self.tcp = tcp              # also listen on 127.0.0.1:tcp_port (clamd's TCPSocket)
+        self.tcp_port = None
+        self.tcp_address = None
         self.tmp = None
         self.proc = None
         self.socket_path = None
@@ -97,6 +100,11 @@ class Clamd:
                  f"PidFile {os.path.join(self.tmp, 'clamd.pid')}",
                  f"StreamMaxLength {self.stream_max}",
                  "MaxThreads 4"]
+        if self.tcp:
+            with socket.socket() as probe:  # a free port; clamd binds it right after
+                probe.bind(("127.0.0.1", 0))
+                self.tcp_port = probe.getsockname()[1]
+            lines += [f"TCPSocket {self.tcp_port}", "TCPAddr 127.0.0.1"]
         if os.geteuid() == 0:
             # Otherwise clamd switches to the clamav user: a credential change that
             # disarms PDEATHSIG, and a user that cannot reach our temp dir.
@@ -117,6 +125,8 @@ class Clamd:
                                              cwd=self.tmp, start_new_session=True, preexec_fn=die_with_parent)
             self._wait_for_pong(began)
             self.address = "unix:" + self.socket_path
+            if self.tcp:
+                self.tcp_address = f"tcp:127.0.0.1:{self.tcp_port}"
             self.startup_seconds = time.monotonic() - began
         except BaseException:
             self.close()

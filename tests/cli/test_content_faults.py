@@ -125,6 +125,18 @@ class CheckConfig(ScanCase):
         self.assertIn("key 'clamd.address'", run.err)
 
 
+class OverTcp(ScanCase):
+    """clamd.address as tcp:HOST:PORT (clamd's TCPSocket) works like the unix socket."""
+
+    CLAMD_OPTIONS = {"tcp": True}
+
+    def test_infected_mail_cleaned_over_tcp(self):
+        self.start(address=self.clamd.tcp_address)
+        self.assertRegex(self.send(eicar_message("tcp")), QUEUED_RE)
+        self.assertNoVirus(self.stored(ALICE))
+        self.wait_for_log('virus="Eicar-Test-Signature.UNOFFICIAL:eicar.com"')
+
+
 class Submission(ScanCase):
     """An infected mail from an authenticated account is cleaned before it is queued."""
 

@@ -24,6 +24,7 @@ namespace {
 
 constexpr std::size_t read_block = 64 * 1024;
 constexpr std::size_t max_file_name = 255;
+constexpr unsigned whole_message_depth = 8;  // deeper MIME nesting is scanned part by part
 
 void ensure_gmime() {
   static std::once_flag once;
@@ -212,7 +213,7 @@ private:
   // The decoded bytes of a part, pulled in blocks through GMime's decoding filter.
   class Decoded {
   public:
-    Decoded(std::string_view data, GMimePart* part) {
+    explicit Decoded(GMimePart* part) {
       GMimeDataWrapper* content = g_mime_part_get_content(part);
       if (!content) return;
       GMimeStream* raw = g_mime_data_wrapper_get_stream(content);
@@ -224,7 +225,6 @@ private:
       g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), decoder);
       g_object_unref(decoder);
       stream_ = filtered;
-      (void)data;
     }
     Decoded(const Decoded&) = delete;
     Decoded& operator=(const Decoded&) = delete;
@@ -253,7 +253,7 @@ private:
 
   void measure_archives(const Leaf& l) {
     {
-      Decoded peek(data_, l.part);
+      Decoded peek(l.part);
       char head[512];
       std::size_t have = 0;
       for (std::size_t n; have < sizeof head && (n = peek.read(head + have, sizeof head - have)) > 0;) have += n;
@@ -261,7 +261,7 @@ private:
     }
     const std::uint64_t used = data_.size() + (out_.expanded_bytes > data_.size() ? out_.expanded_bytes - data_.size() : 0);
     const std::uint64_t budget = limits_.expanded_content > used ? limits_.expanded_content - used : 0;
-    Decoded decoded(data_, l.part);
+    Decoded decoded(l.part);
     const ArchiveMeasure m = measure_archive([&](char* b, std::size_t n) { return decoded.read(b, n); }, budget,
                                              limits_.archive_depth);
     out_.expanded_bytes = used + m.expanded;
@@ -269,7 +269,7 @@ private:
   }
 
   void scan(Leaf& l) {
-    Decoded decoded(data_, l.part);
+    Decoded decoded(l.part);
     ScanVerdict v = scanner_.scan([&](char* b, std::size_t n) { return decoded.read(b, n); });
     if (v.kind == ScanVerdict::Kind::failed) throw Stop{Inspection::Verdict::failed, v.detail};
     if (v.kind == ScanVerdict::Kind::infected) {
@@ -577,17 +577,19 @@ private:
 };
 
 // Counts leaf parts and checks nesting against the limits without decoding anything.
-void count_parts(GMimeObject* o, const ContentLimits& limits, unsigned depth, std::uint64_t& leaves) {
+void count_parts(GMimeObject* o, const ContentLimits& limits, unsigned depth, std::uint64_t& leaves,
+                 unsigned& deepest) {
+  deepest = std::max(deepest, depth);
   if (depth > limits.mime_depth)
     throw Stop{Inspection::Verdict::rejected, "MIME nesting deeper than " + std::to_string(limits.mime_depth)};
   if (GMIME_IS_MULTIPART(o)) {
     GMimeMultipart* mp = GMIME_MULTIPART(o);
     const int n = g_mime_multipart_get_count(mp);
-    for (int i = 0; i < n; ++i) count_parts(g_mime_multipart_get_part(mp, i), limits, depth + 1, leaves);
+    for (int i = 0; i < n; ++i) count_parts(g_mime_multipart_get_part(mp, i), limits, depth + 1, leaves, deepest);
   } else if (GMIME_IS_MESSAGE_PART(o)) {
     GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
     if (inner && g_mime_message_get_mime_part(inner))
-      count_parts(g_mime_message_get_mime_part(inner), limits, depth + 1, leaves);
+      count_parts(g_mime_message_get_mime_part(inner), limits, depth + 1, leaves, deepest);
   } else if (GMIME_IS_PART(o) && ++leaves > limits.mime_parts) {
     throw Stop{Inspection::Verdict::rejected, "more than " + std::to_string(limits.mime_parts) + " MIME parts"};
   }
@@ -647,13 +649,22 @@ Inspection inspect_message(std::string_view message, VirusScanner& scanner, cons
     return out;
   }
   GMimeObject* top = g_mime_message_get_mime_part(parsed.p);
-  const bool whole_first = scanner.reads_mime();
+  unsigned deepest = 0;
+  try {
+    // The shape first, so a MIME bomb is refused before the scanner sees any of it.
+    count_parts(top, limits, 0, out.parts_scanned, deepest);
+  } catch (const Stop& stop) {
+    out.verdict = stop.verdict;
+    out.detail = stop.detail;
+    return out;
+  }
+  out.parts_scanned = 0;
+  // clamd's mail scanner stops descending at its MaxRecursion (16 in Debian's clamd.conf)
+  // and then calls the rest clean: deeper messages are sent part by part.
+  const bool whole_first = scanner.reads_mime() && deepest <= whole_message_depth;
   Walk walk(message, scanner, limits, out, true, !whole_first);
   Walk find(message, scanner, limits, out, false, true);  // whole_first: which parts are infected
   try {
-    // The shape first, so a MIME bomb is refused before the scanner sees any of it.
-    count_parts(top, limits, 0, out.parts_scanned);
-    out.parts_scanned = 0;
     walk.object(top, nullptr, GMIME_OBJECT(parsed.p), true, false, 0);
     if (whole_first) {
       const ScanVerdict v = scan_whole(scanner, message);

@@ -702,3 +702,30 @@ TEST_CASE("inspect_message: when the whole message is infected, the parts are sc
     CHECK(r.detail.find("in none of its parts") != std::string::npos);
   }
 }
+
+TEST_CASE("inspect_message: deeply nested mail goes part by part even to a scanner that reads MIME",
+          "[content][inspection]") {
+  // clamd stops descending at its MaxRecursion and calls the rest clean; past 8 levels
+  // each part is scanned on its own.
+  const auto nested = [](int levels) {
+    std::string body = "Content-Type: text/plain\n\ndeep\n";
+    for (int i = levels; i > 0; --i) {
+      const std::string b = "L" + std::to_string(i);
+      body = "Content-Type: multipart/mixed; boundary=\"" + b + "\"\n\n--" + b + "\n" + body + "--" + b +
+             "\nContent-Type: text/plain\n\nsecond\n--" + b + "--\n";
+    }
+    return top_header + body;
+  };
+  SECTION("8 levels: one scan of the whole message") {
+    MimeReadingScanner scanner("never-there");
+    CHECK(inspect(nested(8), scanner).verdict == Verdict::clean);
+    CHECK(scanner.calls == 1);
+  }
+  SECTION("9 levels: every leaf on its own") {
+    MimeReadingScanner scanner("never-there");
+    const Inspection r = inspect(nested(9), scanner);
+    CHECK(r.verdict == Verdict::clean);
+    CHECK(scanner.calls == 10);
+    CHECK(r.parts_scanned == 10);
+  }
+}
