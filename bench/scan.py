@@ -19,7 +19,6 @@ import base64
 import random
 import smtplib
 import socket
-import statistics
 import struct
 import sys
 import threading
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 import filters  # the load runner (smtp-source processes, mh-serve's CPU from /proc)
-from benchlib import read_results, result
+from benchlib import median_of, read_results, result
 from outbound import sched_delta, thread_sched
 
 CHUNK = 64 * 1024          # mh-serve's INSTREAM chunk (content/clamd.cc)
@@ -219,13 +218,7 @@ def cmd_instream(a):
 
 # ------------------------------------------------------------------ table
 def med(runs, name, field):
-    vals = []
-    for r in runs.get(name, []):
-        try:
-            vals.append(float(r[field]))
-        except (KeyError, ValueError):
-            pass
-    return statistics.median(vals) if vals else None
+    return median_of(runs, name, field)[0]
 
 
 def info_values(path, key):

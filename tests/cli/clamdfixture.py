@@ -28,7 +28,7 @@ import threading
 import time
 import unittest
 
-from daemonproc import die_with_parent, stop_process_group
+from daemonproc import OwnedDaemon, die_with_parent
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 
@@ -67,7 +67,7 @@ def clamd_command(path, command, payload=None, timeout=10.0):
     return answer.rstrip(b"\0").decode("latin-1")
 
 
-class Clamd:
+class Clamd(OwnedDaemon):
     START_TIMEOUT = 60.0   # about 1 s idle; generous for a loaded 2-core machine
     STOP_TIMEOUT = 10.0
 
@@ -162,20 +162,6 @@ class Clamd:
             except (OSError, TypeError):
                 pass
         return "\n".join(out)
-
-    def _stop(self):
-        if self.proc is None:
-            return
-        stop_process_group(self.proc, self.STOP_TIMEOUT)
-        self.proc = None
-
-    def close(self):
-        try:
-            self._stop()
-        finally:
-            if self.tmp:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                self.tmp = None
 
 
 class FakeClamd:

@@ -3,6 +3,7 @@ the daemon dies with the test process, and stopping it reaches every process it 
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 
@@ -30,3 +31,27 @@ def stop_process_group(proc, timeout):
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pass
+
+
+class OwnedDaemon:
+    """Base of a fixture that owns one daemon process (`proc`, started with
+    start_new_session=True) and a temp dir (`tmp`): close() stops the one and removes
+    the other, even when stopping fails."""
+
+    STOP_TIMEOUT = 10.0
+    proc = None
+    tmp = None
+
+    def _stop(self):
+        if self.proc is None:
+            return
+        stop_process_group(self.proc, self.STOP_TIMEOUT)
+        self.proc = None
+
+    def close(self):
+        try:
+            self._stop()
+        finally:
+            if self.tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None

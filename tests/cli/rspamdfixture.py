@@ -43,7 +43,7 @@ import subprocess
 import tempfile
 import time
 
-from daemonproc import die_with_parent, stop_process_group
+from daemonproc import OwnedDaemon, die_with_parent
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 STOCK_CONFIG = "/etc/rspamd/rspamd.conf"
@@ -82,7 +82,7 @@ def http_request(port, method, path, body=None, headers=None, timeout=5.0):
         conn.close()
 
 
-class Rspamd:
+class Rspamd(OwnedDaemon):
     # rspamd compiles its TLD list at start: 12 s on an idle 2-core machine, 33 s at load 4.
     START_TIMEOUT = 90.0
     STOP_TIMEOUT = 10.0
@@ -215,20 +215,6 @@ class Rspamd:
     def log(self):
         """rspamd's log so far (for failure messages)."""
         return self._tail(self.log_path, lines=200) if self.log_path else ""
-
-    def _stop(self):
-        if self.proc is None:
-            return
-        stop_process_group(self.proc, self.STOP_TIMEOUT)
-        self.proc = None
-
-    def close(self):
-        try:
-            self._stop()
-        finally:
-            if self.tmp:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                self.tmp = None
 
     # -- a direct check, for the fixture's own sanity -------------------------------
 
