@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -137,8 +138,18 @@ class OutboundFaults(OutboundCase):
         self.start(concurrency=CONCURRENCY, per_destination=10)
         # A bound for a stuck runner, not a speed test: alone this takes ~20 s, but with
         # ctest -j2 beside the race test on a 2-core CI machine it once needed over 180 s.
-        wait_for(lambda: len({m.message_id for m in peer.messages()}) >= n and not self.queue_files(), 480,
-                 step=0.1, what=f"all {n} messages delivered and the queue empty")
+        try:
+            wait_for(lambda: len({m.message_id for m in peer.messages()}) >= n and not self.queue_files(), 480,
+                     step=0.1, what=f"all {n} messages delivered and the queue empty")
+        except AssertionError:
+            left = self.queue_files()
+            print(f"\nat the MX: {len({m.message_id for m in peer.messages()})} of {n}; in the queue: "
+                  f"{len(left)} files {left[:6]}", file=sys.stderr)
+            for name in left[:2]:
+                if name.endswith(".env"):
+                    with open(self.path("queue", name)) as f:
+                        print(f"--- {name}:\n{f.read()}", file=sys.stderr)
+            raise
         finished = time.monotonic() - t2
         time.sleep(1)  # anything still going out would show now
         dupes = self.check_every_message_arrived(peer, expected)
