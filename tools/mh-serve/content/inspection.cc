@@ -137,6 +137,47 @@ std::vector<Field> fields_of(std::string_view data, GMimeObject* o) {
   return out;
 }
 
+// The decoded bytes of a part, pulled in blocks through GMime's decoding filter.
+class Decoded {
+public:
+  explicit Decoded(GMimePart* part) {
+    GMimeDataWrapper* content = g_mime_part_get_content(part);
+    if (!content) return;
+    GMimeStream* raw = g_mime_data_wrapper_get_stream(content);
+    if (!raw) return;
+    GMimeStream* sub = g_mime_stream_substream(raw, raw->bound_start, raw->bound_end);
+    GMimeStream* filtered = g_mime_stream_filter_new(sub);
+    g_object_unref(sub);
+    GMimeFilter* decoder = g_mime_filter_basic_new(g_mime_data_wrapper_get_encoding(content), FALSE);
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), decoder);
+    g_object_unref(decoder);
+    stream_ = filtered;
+  }
+  Decoded(const Decoded&) = delete;
+  Decoded& operator=(const Decoded&) = delete;
+  ~Decoded() {
+    if (stream_) g_object_unref(stream_);
+  }
+  std::size_t read(char* buffer, std::size_t capacity) {
+    if (!stream_) return 0;
+    for (;;) {
+      const gssize n = g_mime_stream_read(stream_, buffer, capacity);
+      if (n > 0) return static_cast<std::size_t>(n);
+      if (n < 0) throw std::runtime_error("cannot decode a MIME part");
+      if (g_mime_stream_eos(stream_)) return 0;
+    }
+  }
+  std::string all() {
+    std::string out;
+    char buf[read_block];
+    for (std::size_t n; (n = read(buf, sizeof buf)) > 0;) out.append(buf, n);
+    return out;
+  }
+
+private:
+  GMimeStream* stream_ = nullptr;
+};
+
 struct Leaf {
   GMimePart* part = nullptr;
   GMimeMultipart* parent = nullptr;   // null: the body of a message (top or attached)
@@ -210,47 +251,6 @@ private:
     return begin;
   }
 
-  // The decoded bytes of a part, pulled in blocks through GMime's decoding filter.
-  class Decoded {
-  public:
-    explicit Decoded(GMimePart* part) {
-      GMimeDataWrapper* content = g_mime_part_get_content(part);
-      if (!content) return;
-      GMimeStream* raw = g_mime_data_wrapper_get_stream(content);
-      if (!raw) return;
-      GMimeStream* sub = g_mime_stream_substream(raw, raw->bound_start, raw->bound_end);
-      GMimeStream* filtered = g_mime_stream_filter_new(sub);
-      g_object_unref(sub);
-      GMimeFilter* decoder = g_mime_filter_basic_new(g_mime_data_wrapper_get_encoding(content), FALSE);
-      g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), decoder);
-      g_object_unref(decoder);
-      stream_ = filtered;
-    }
-    Decoded(const Decoded&) = delete;
-    Decoded& operator=(const Decoded&) = delete;
-    ~Decoded() {
-      if (stream_) g_object_unref(stream_);
-    }
-    std::size_t read(char* buffer, std::size_t capacity) {
-      if (!stream_) return 0;
-      for (;;) {
-        const gssize n = g_mime_stream_read(stream_, buffer, capacity);
-        if (n > 0) return static_cast<std::size_t>(n);
-        if (n < 0) throw std::runtime_error("cannot decode a MIME part");
-        if (g_mime_stream_eos(stream_)) return 0;
-      }
-    }
-    std::string all() {
-      std::string out;
-      char buf[read_block];
-      for (std::size_t n; (n = read(buf, sizeof buf)) > 0;) out.append(buf, n);
-      return out;
-    }
-
-  private:
-    GMimeStream* stream_ = nullptr;
-  };
-
   void measure_archives(const Leaf& l) {
     {
       Decoded peek(l.part);
@@ -259,7 +259,7 @@ private:
       for (std::size_t n; have < sizeof head && (n = peek.read(head + have, sizeof head - have)) > 0;) have += n;
       if (!looks_like_archive(std::string_view(head, have))) return;
     }
-    const std::uint64_t used = data_.size() + (out_.expanded_bytes > data_.size() ? out_.expanded_bytes - data_.size() : 0);
+    const std::uint64_t used = std::max<std::uint64_t>(out_.expanded_bytes, data_.size());
     const std::uint64_t budget = limits_.expanded_content > used ? limits_.expanded_content - used : 0;
     Decoded decoded(l.part);
     const ArchiveMeasure m = measure_archive([&](char* b, std::size_t n) { return decoded.read(b, n); }, budget,
@@ -432,23 +432,7 @@ private:
     return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
   }
 
-  std::string decoded_content(const Leaf& l) const {
-    GMimeDataWrapper* content = g_mime_part_get_content(l.part);
-    GMimeStream* raw = content ? g_mime_data_wrapper_get_stream(content) : nullptr;
-    if (!raw) return {};
-    GObjectRef<GMimeStream> sub(g_mime_stream_substream(raw, raw->bound_start, raw->bound_end));
-    GObjectRef<GMimeStream> filtered(g_mime_stream_filter_new(sub.p));
-    GObjectRef<GMimeFilter> decoder(g_mime_filter_basic_new(g_mime_data_wrapper_get_encoding(content), FALSE));
-    g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered.p), decoder.p);
-    std::string out;
-    char buf[read_block];
-    for (;;) {
-      const gssize n = g_mime_stream_read(filtered.p, buf, sizeof buf);
-      if (n > 0) out.append(buf, static_cast<std::size_t>(n));
-      else if (n < 0 || g_mime_stream_eos(filtered.p)) break;
-    }
-    return out;
-  }
+  static std::string decoded_content(const Leaf& l) { return Decoded(l.part).all(); }
 
   // Content re-encoded in `encoding`; the part's original trailing line end is not
   // repeated before a delimiter that brings its own.
