@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <iterator>
 #include <mutex>
+#include <vector>
 
 namespace spool {
 
@@ -143,6 +144,24 @@ DirFd Layout::open_dir(const fs::path& p) const {
   DirFd fd(open_beneath(root, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd || errno == ENOENT) return fd;
   explain_walk_failure(root_, rel, errno);
+}
+
+std::optional<Domain> Layout::quota_domain_of(const fs::path& maildir) const {
+  const fs::path rel = maildir.lexically_relative(domains_dir());
+  std::vector<std::string> parts;
+  for (const auto& p : rel) parts.push_back(p.string());
+  // D/accounts/NAME/Maildir or D/lists/NAME/archive, D as the spool spells it (A-labels).
+  if (parts.size() != 4) return std::nullopt;
+  const bool account = parts[1] == "accounts" && parts[3] == "Maildir";
+  const bool archive = parts[1] == "lists" && parts[3] == "archive";
+  if (!account && !archive) return std::nullopt;
+  try {
+    Domain d = Domain::parse(parts[0]);
+    if (d.str() != parts[0]) return std::nullopt;
+    return d;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 void Layout::ensure_skeleton() const {

@@ -34,6 +34,7 @@ struct ServeOptions {
   unsigned threads = 0;
   unsigned delivery_threads = 0;
   std::string shutdown_grace = "10s";
+  mh::serve::Identity identity;
 };
 
 // --stdio pop3: one POP3 session on stdin/stdout (no STLS on a pipe; plaintext logins
@@ -103,7 +104,7 @@ void describe_clamd(const mh::serve::Settings& settings, mh::Result& result) {
 mh::Result run_serve(const mh::Tool& tool, const ServeOptions& o) {
   const spool::Layout layout(spool::resolve_spool_root(tool.common().spool));
   const bool privileged = ::geteuid() == 0;
-  mh::serve::Settings settings = mh::serve::load_settings(layout, privileged);
+  mh::serve::Settings settings = mh::serve::load_settings(layout, privileged, o.identity);
   mh::Result result;
 
   if (o.check_config) {
@@ -204,6 +205,13 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-grace", o->shutdown_grace,
                  "On SIGTERM, time open SMTP transactions get to finish (default: 10s)")
       ->type_name("DURATION");
+  app.add_option("--hostname", o->identity.hostname,
+                 "This daemon's host name instead of mailhost.yaml's (several daemons on one spool each need their own)")
+      ->type_name("NAME");
+  app.add_option("--listen", o->identity.listen,
+                 "Listen on exactly these instead of mailhost.yaml's listen: (repeatable; SERVICE is smtp, submission, "
+                 "smtps, pop3 or pop3s)")
+      ->type_name("SERVICE=ADDR:PORT");
   tool.on(&app, [&tool, o] { return run_serve(tool, *o); });
   mh::serve::setup_queue(tool);  // mh-serve queue …; registered last (see queue_cli.h)
   return tool.run(argc, argv);

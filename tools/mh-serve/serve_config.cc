@@ -4,6 +4,7 @@
 #include "content/clamd.h"
 
 #include <spool/error.h>
+#include <spool/host_state.h>
 #include <spool/names.h>
 
 #include <arpa/inet.h>
@@ -31,6 +32,28 @@ const ServiceInfo& info(Service s) {
   for (const auto& i : services)
     if (i.service == s) return i;
   return services[0];
+}
+
+// --listen SERVICE=ADDR:PORT, given once or more: this daemon's listeners instead of
+// mailhost.yaml's `listen:` map.
+std::vector<Listener> listeners_from_command_line(const std::vector<std::string>& specs) {
+  std::vector<Listener> listeners;
+  for (const std::string& spec : specs) {
+    const auto eq = spec.find('=');
+    const ServiceInfo* found = nullptr;
+    for (const auto& i : services)
+      if (eq != std::string::npos && spec.compare(0, eq, i.name) == 0 && std::string_view(i.name).size() == eq) found = &i;
+    if (!found)
+      throw spool::Error(spool::Errc::usage, "--listen " + spec +
+                                                 ": expected SERVICE=ADDRESS:PORT, SERVICE one of smtp, submission, "
+                                                 "smtps, pop3, pop3s");
+    auto endpoints = parse_endpoint(std::string_view(spec).substr(eq + 1));
+    if (endpoints.empty())
+      throw spool::Error(spool::Errc::usage, "--listen " + spec +
+                                                 ": not an address:port (e.g. 127.0.0.1:2525, [::1]:2525, *:25)");
+    for (auto& ep : endpoints) listeners.push_back({found->service, std::move(ep)});
+  }
+  return listeners;
 }
 
 } // namespace
@@ -87,13 +110,16 @@ std::vector<Endpoint> parse_endpoint(std::string_view text) {
   return {{ip, p}};
 }
 
-Settings load_settings(const spool::Layout& layout, bool privileged) {
+Settings load_settings(const spool::Layout& layout, bool privileged, const Identity& identity) {
   Settings s;
   s.config = spool::load_server_config(layout.server_config());
-  s.hostname = spool::server_hostname(s.config);
-  for (char c : s.hostname)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'))
-      bad_config(layout, s.config, "hostname", "'" + s.hostname + "' is not a host name");
+  s.hostname = identity.hostname ? *identity.hostname : spool::server_hostname(s.config);
+  try {
+    spool::check_host_name(s.hostname);
+  } catch (const spool::Error& e) {
+    if (identity.hostname) throw spool::Error(spool::Errc::usage, std::string("--hostname: ") + e.what());
+    bad_config(layout, s.config, "hostname", e.what());
+  }
   if (s.config.limit_message_size == 0) bad_config(layout, s.config, "limits.message_size", "must be more than 0");
   if (s.config.limit_recipients == 0) bad_config(layout, s.config, "limits.recipients", "must be at least 1");
   if (s.config.limit_connections == 0) bad_config(layout, s.config, "limits.connections", "must be at least 1");
@@ -109,6 +135,11 @@ Settings load_settings(const spool::Layout& layout, bool privileged) {
     if (s.config.clamd_timeout.count() <= 0) bad_config(layout, s.config, "clamd.timeout", "must be more than 0");
   }
 
+  if (!identity.listen.empty()) {
+    s.listeners = listeners_from_command_line(identity.listen);
+    s.config.listen_given = true;  // exactly these: no default "*" to skip quietly
+    return s;
+  }
   for (const auto& i : services) {
     std::vector<std::string> addresses;
     if (!s.config.listen_given) {

@@ -61,9 +61,18 @@ struct Settings {
 [[noreturn]] void bad_config(const spool::Layout& layout, const spool::ServerConfig& config, const std::string& key,
                              const std::string& what);
 
+// One daemon's own identity on a spool that several share (SPEC §8 "Several daemons on
+// one spool"): --hostname and --listen SERVICE=ADDR:PORT replace mailhost.yaml's
+// `hostname` and `listen:` for this process only.
+struct Identity {
+  std::optional<std::string> hostname;
+  std::vector<std::string> listen;  // "smtp=127.0.0.1:2525"; empty: mailhost.yaml's
+};
+
 // Reads and validates SPOOL/mailhost.yaml. `privileged` selects the default ports
 // (25/587/465/110/995 as root, 2525/2587/2465/2110/2995 otherwise, on all addresses).
-Settings load_settings(const spool::Layout& layout, bool privileged);
+// A malformed `identity` value throws spool::Error(usage) (exit 64).
+Settings load_settings(const spool::Layout& layout, bool privileged, const Identity& identity = {});
 
 smtp::SessionConfig session_config(const Settings& settings);
 

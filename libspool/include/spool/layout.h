@@ -70,6 +70,8 @@ public:
   fs::path domain_config(const Domain& d) const { return domain_dir(d) / "domain.yaml"; }
   fs::path accounts_dir(const Domain& d) const { return domain_dir(d) / "accounts"; }
   fs::path lists_dir(const Domain& d) const { return domain_dir(d) / "lists"; }
+  // The domain's usage record (domain_usage.h): the sum of its Maildirs' maildirsize.
+  fs::path domain_usage_record(const Domain& d) const { return domain_dir(d) / "domainsize"; }
 
   fs::path account_dir(const Address& a) const { return accounts_dir(a.domain()) / a.local().str(); }
   fs::path account_config(const Address& a) const { return account_dir(a) / "account.yaml"; }
@@ -94,13 +96,23 @@ public:
   // Lock files: one for spool-wide structure (domains), one per domain (its accounts,
   // lists and config), one per domain for quota accounting, one per domain for sending rates.
   fs::path spool_lock() const { return locks_dir() / "spool.lock"; }
+  // Held while mh-serve makes the self-signed pair in tls/, so daemons starting together
+  // make it once.
+  fs::path tls_lock() const { return locks_dir() / "tls.lock"; }
   fs::path domain_lock(const Domain& d) const { return locks_dir() / (d.str() + ".lock"); }
   fs::path quota_lock(const Domain& d) const { return locks_dir() / (d.str() + ".quota.lock"); }
+  // Held around every append to a maildirsize of the domain and to its usage record; the
+  // innermost lock (after quota_lock() and a Maildir's writer lock, never before them).
+  fs::path usage_lock(const Domain& d) const { return locks_dir() / (d.str() + ".usage.lock"); }
   // Held by every writer of the domain's sending records; taken before domain_lock().
   fs::path sending_lock(const Domain& d) const { return locks_dir() / (d.str() + ".sending.lock"); }
   // One per list: its members, state files and sequence numbers. The '@' keeps it apart
   // from every domain's lock names (a domain name never holds one).
   fs::path list_lock(const Address& l) const { return locks_dir() / (l.local().str() + "@" + l.domain().str() + ".list.lock"); }
+
+  // The domain whose quota a Maildir counts in: an account's Maildir or a list's archive.
+  // nullopt for any other (the server's postmaster mailbox is in no quota).
+  std::optional<Domain> quota_domain_of(const fs::path& maildir) const;
 
   // Throws Error(permission) when any existing component of `p` below the root is a
   // symlink (the root itself may be one). Missing trailing components are fine. One

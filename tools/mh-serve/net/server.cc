@@ -11,6 +11,7 @@
 #include "net/log.h"
 
 #include <spool/error.h>
+#include <spool/host_state.h>
 #include <spool/owner.h>
 
 #include <sys/resource.h>
@@ -50,6 +51,8 @@ public:
     shared_.blocking_pool = &pool_;
   }
 
+  // Before the privilege drop, so a key only root may read works.
+  void load_existing_tls() { tls_.load_existing(); }
   // After the privilege drop, so a certificate made on first start belongs to the
   // spool owner.
   void load_tls() {
@@ -268,9 +271,12 @@ int run_server(const ServerOptions& options, const spool::Layout& layout, Backen
   raise_descriptor_limit(o.settings.config.limit_connections);
   Server server(o, layout, backends);
   server.bind_all();
+  server.load_existing_tls();
   // Least privilege (SPEC §2): ports are bound, now become the spool owner for good.
   spool::act_as_spool_owner(layout);
   if (::geteuid() == 0) log_line("warning: running as root (the spool is owned by root)");
+  // Before anything is written: a second daemon with this identity stops here (75).
+  const spool::HostClaim identity = spool::HostClaim::take(layout, o.settings.hostname);
   server.load_tls();
   // Before "listening": whoever waits for that line may signal at once, and the
   // handlers are set right after it (run()); starting threads takes a while.

@@ -5,6 +5,7 @@
 
 #include <spool/atomic_file.h>
 #include <spool/error.h>
+#include <spool/lock.h>
 
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -116,32 +117,53 @@ TlsStore::TlsStore(const spool::Layout& layout, const serve::Settings& settings)
       // a reason to make a certificate nobody asked for.
       may_generate_(!settings.config.key_lines.count("tls.cert") && !settings.config.key_lines.count("tls.key")) {}
 
+bool TlsStore::load_existing() {
+  if (pair_to_be_made()) return false;
+  install(build());
+  return true;
+}
+
 void TlsStore::load() {
+  if (current()) return;
+  if (pair_to_be_made()) make_pair_once();
+  install(build());
+}
+
+// Several daemons may start at once on one spool (SPEC §8 "Several daemons on one
+// spool"): each would make its own pair and they would mix one's key with the other's
+// certificate. The spool-wide lock makes the pair once; whoever comes second finds it.
+// A key without its certificate is what an interrupted first start leaves (the key is
+// written first): it is made again.
+void TlsStore::make_pair_once() {
+  layout_.ensure_skeleton();
+  const spool::FileLock lock = spool::FileLock::acquire(layout_.tls_lock());
   std::error_code ec;
-  if (may_generate_ && !fs::exists(cert_, ec) && !fs::exists(key_, ec)) {
-    const PemPair pair = make_self_signed(hostname_);
-    layout_.ensure_skeleton();
-    // Key first: a certificate without its key would stop the next start.
-    spool::write_file_atomic(key_, pair.key, 0600);
-    spool::write_file_atomic(cert_, pair.cert, 0644);
-    log_line("tls: made a self-signed certificate for " + hostname_ + " in " + cert_.string());
-  }
-  auto context = build();
+  if (fs::exists(cert_, ec)) return;
+  const PemPair pair = make_self_signed(hostname_);
+  // Key first: a certificate without its key would stop the next start.
+  spool::write_file_atomic(key_, pair.key, 0600);
+  spool::write_file_atomic(cert_, pair.cert, 0644);
+  log_line("tls: made a self-signed certificate for " + hostname_ + " in " + cert_.string());
+}
+
+bool TlsStore::pair_to_be_made() const {
+  std::error_code ec;
+  return may_generate_ && !fs::exists(cert_, ec);
+}
+
+void TlsStore::install(std::shared_ptr<asio::ssl::context> context) {
   std::lock_guard lock(mutex_);
   context_ = std::move(context);
 }
 
 void TlsStore::check() const {
-  std::error_code ec;
-  if (may_generate_ && !fs::exists(cert_, ec) && !fs::exists(key_, ec)) return;
+  if (pair_to_be_made()) return;
   (void)build();
 }
 
 std::string TlsStore::reload() noexcept {
   try {
-    auto context = build();
-    std::lock_guard lock(mutex_);
-    context_ = std::move(context);
+    install(build());
     return {};
   } catch (const std::exception& e) {
     return e.what();

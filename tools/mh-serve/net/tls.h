@@ -21,14 +21,19 @@ class TlsStore {
 public:
   TlsStore(const spool::Layout& layout, const serve::Settings& settings);
 
-  // Loads the pair, first making the self-signed one when allowed (see above). Throws
-  // spool::Error(bad_config) naming the file when a pair cannot be used. Call after the
-  // privilege drop so generated files belong to the spool owner.
+  // Before the privilege drop: loads the pair when its files exist, so a key only root
+  // may read works. False (nothing loaded) when the self-signed pair is still to be made.
+  // Throws spool::Error(bad_config) naming the file when a pair cannot be used.
+  bool load_existing();
+  // After the privilege drop (generated files belong to the spool owner): unless
+  // load_existing() loaded a pair, makes the self-signed one when allowed (once per
+  // spool, under a spool lock) and loads it. Throws like load_existing().
   void load();
   // --check-config: the pair can be used (or will be made at the first start). Throws
   // like load(), writes nothing.
   void check() const;
-  // SIGHUP: loads again; on failure keeps the current context and returns the reason.
+  // SIGHUP: loads again, as the spool owner (a key only root may read cannot be reloaded:
+  // the old context stays); on failure keeps the current context and returns the reason.
   std::string reload() noexcept;
   // The context for a new connection (shared: it outlives a reload for open sessions).
   std::shared_ptr<asio::ssl::context> current() const;
@@ -37,6 +42,10 @@ public:
 
 private:
   std::shared_ptr<asio::ssl::context> build() const;
+  // No certificate yet and none named in mailhost.yaml: the self-signed pair is ours to make.
+  bool pair_to_be_made() const;
+  void make_pair_once();
+  void install(std::shared_ptr<asio::ssl::context> context);
 
   const spool::Layout& layout_;
   std::string hostname_;
