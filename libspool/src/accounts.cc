@@ -7,6 +7,7 @@
 #include "spool/maildir.h"
 #include "spool/units.h"
 
+#include "domain_usage.h"
 #include "spool_dirs.h"
 
 #include <dirent.h>
@@ -193,6 +194,7 @@ void delete_account(const Layout& layout, const Address& address, bool force) {
   if (!force && maildir_holds_mail(layout.maildir(address)))
     throw Error(Errc::other, "account " + address.str() + " still holds mail; use --force to delete it with its mail");
   remove_tree_atomically(layout.account_dir(address));
+  detail::drop_domain_usage(layout, address.domain());  // its mail left the domain unrecorded
 }
 
 std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain) {

@@ -275,7 +275,7 @@ private:
     copy_body(msg);
     msg.finish();
 
-    Maildir md(dir);
+    Maildir md(layout_, dir);
     const QuotaLimits limits{read_domain(layout_, list_.domain()).quota, 0};
     FileLock quota_lock;
     if (limits.any()) {

@@ -7,7 +7,9 @@
 #include "spool/atomic_file.h"
 #include "spool/error.h"
 #include "dir_entries.h"
+#include "domain_usage.h"
 #include "file_io.h"
+#include "usage_lines.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,6 +23,39 @@
 #include <mutex>
 
 namespace spool {
+
+std::optional<Usage> detail::sum_usage_lines(std::string_view text) {
+  std::int64_t bytes = 0, count = 0;
+  while (!text.empty()) {
+    const std::size_t eol = text.find('\n');
+    if (eol == std::string_view::npos) return std::nullopt;
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol + 1);
+    std::int64_t b = 0, c = 0;
+    const char* p = line.data();
+    const char* end = line.data() + line.size();
+    while (p < end && *p == ' ') ++p;
+    auto r1 = std::from_chars(p, end, b);
+    if (r1.ec != std::errc()) return std::nullopt;
+    p = r1.ptr;
+    if (p == end || *p != ' ') return std::nullopt;
+    while (p < end && *p == ' ') ++p;
+    auto r2 = std::from_chars(p, end, c);
+    if (r2.ec != std::errc()) return std::nullopt;
+    p = r2.ptr;
+    while (p < end && *p == ' ') ++p;
+    if (p != end) return std::nullopt;
+    bytes += b;
+    count += c;
+  }
+  if (bytes < 0 || count < 0) return std::nullopt;
+  return Usage{static_cast<std::uint64_t>(bytes), static_cast<std::uint64_t>(count)};
+}
+
+std::string detail::usage_line(std::int64_t bytes, std::int64_t messages) {
+  return std::to_string(bytes) + " " + std::to_string(messages) + "\n";
+}
+
 namespace {
 
 constexpr std::size_t max_uidl_length = 70;
@@ -97,31 +132,9 @@ std::optional<ParsedSize> parse_maildirsize(std::string_view text) {
     if (ec != std::errc() || end == first.data() + first.size() || *end != 'S') out.quota = 0;
   }
   text.remove_prefix(eol + 1);
-  std::int64_t bytes = 0, count = 0;
-  while (!text.empty()) {
-    eol = text.find('\n');
-    if (eol == std::string_view::npos) return std::nullopt;
-    std::string_view line = text.substr(0, eol);
-    text.remove_prefix(eol + 1);
-    std::int64_t b = 0, c = 0;
-    const char* p = line.data();
-    const char* end = line.data() + line.size();
-    while (p < end && *p == ' ') ++p;
-    auto r1 = std::from_chars(p, end, b);
-    if (r1.ec != std::errc()) return std::nullopt;
-    p = r1.ptr;
-    if (p == end || *p != ' ') return std::nullopt;
-    while (p < end && *p == ' ') ++p;
-    auto r2 = std::from_chars(p, end, c);
-    if (r2.ec != std::errc()) return std::nullopt;
-    p = r2.ptr;
-    while (p < end && *p == ' ') ++p;
-    if (p != end) return std::nullopt;
-    bytes += b;
-    count += c;
-  }
-  if (bytes < 0 || count < 0) return std::nullopt;
-  out.usage = {static_cast<std::uint64_t>(bytes), static_cast<std::uint64_t>(count)};
+  auto usage = detail::sum_usage_lines(text);
+  if (!usage) return std::nullopt;
+  out.usage = *usage;
   return out;
 }
 
@@ -170,6 +183,7 @@ constexpr std::size_t maildirsize_read_limit = 1 << 20;
 // the mutex; a folder that is missing is looked for again next time.
 struct Maildir::Dirs {
   std::optional<Layout> layout;  // set: the Maildir itself is found by the spool walk
+  std::optional<Domain> quota_domain;  // set: every maildirsize change is mirrored there
   std::mutex mutex;
   DirFd top;
   DirFd folders[3];  // Folder::tmp, fresh (new/), cur
@@ -196,7 +210,10 @@ bool maildir_holds_mail(const fs::path& dir) {
 
 Maildir::Maildir(fs::path dir) : dir_(std::move(dir)), dirs_(std::make_shared<Dirs>()) {}
 
-Maildir::Maildir(const Layout& layout, fs::path dir) : Maildir(std::move(dir)) { dirs_->layout = layout; }
+Maildir::Maildir(const Layout& layout, fs::path dir) : Maildir(std::move(dir)) {
+  dirs_->layout = layout;
+  dirs_->quota_domain = layout.quota_domain_of(dir_);
+}
 
 fs::path Maildir::folder_path(Folder f) const {
   return f == Folder::tmp ? tmp_dir() : f == Folder::fresh ? new_dir() : cur_dir();
@@ -333,14 +350,33 @@ bool Maildir::remove(const MessageInfo& m) {
 }
 
 bool Maildir::record(std::int64_t bytes, std::int64_t messages) {
+  if (!dirs_->quota_domain) {
+    // Appends from two clients of a network filesystem can tear a line (SPEC §8): one
+    // appender at a time, even among writers that share writer_lock().
+    const FileLock one_appender = FileLock::acquire(append_lock_path());
+    return append_maildirsize(bytes, messages) == Appended::oversized;
+  }
+  // The domain's lock serializes appends as well, and keeps the two files in step.
+  detail::DomainUsageWriter domain(*dirs_->layout, *dirs_->quota_domain);
+  const bool adding = bytes > 0 || messages > 0;
+  if (adding) domain.add(bytes, messages);  // counted in the domain first: a crash over-counts
+  const Appended appended = append_maildirsize(bytes, messages);
+  if (appended == Appended::no_file) {
+    domain.drop();  // rebuilt later from files that hold this change: the delta is unknown
+    return false;
+  }
+  if (!adding) domain.add(bytes, messages);  // removed from the Maildir first, as above
+  return appended == Appended::oversized;
+}
+
+Maildir::Appended Maildir::append_maildirsize(std::int64_t bytes, std::int64_t messages) {
   const int top = top_fd();
-  if (top < 0) return false;
+  if (top < 0) return Appended::no_file;
   // No O_CREAT: a missing file is rebuilt from the files by the next usage().
   const int fd = open_nofollow(top, "maildirsize", O_WRONLY | O_APPEND, maildirsize_path());
-  if (fd < 0) return false;
-  // One write() of one short line: O_APPEND makes it atomic against other appenders,
-  // so concurrent writers never interleave inside a line (Maildir++ design).
-  const std::string line = std::to_string(bytes) + " " + std::to_string(messages) + "\n";
+  if (fd < 0) return Appended::no_file;
+  // One write() of one short line; callers hold a lock no other appender shares.
+  const std::string line = detail::usage_line(bytes, messages);
   ssize_t n;
   do n = ::write(fd, line.data(), line.size());
   while (n < 0 && errno == EINTR);
@@ -352,7 +388,15 @@ bool Maildir::record(std::int64_t bytes, std::int64_t messages) {
   if (static_cast<std::size_t>(n) != line.size())
     // A short write leaves a partial line; the next usage() sees it and rebuilds.
     throw Error(Errc::other, "short write to " + maildirsize_path().string(), /*temporary=*/true);
-  return oversized;
+  return oversized ? Appended::oversized : Appended::ok;
+}
+
+std::optional<Usage> Maildir::recorded_usage() const {
+  const auto text = read_maildirsize();
+  if (!text) return std::nullopt;
+  const auto parsed = parse_maildirsize(*text);
+  if (!parsed) return std::nullopt;
+  return parsed->usage;
 }
 
 std::uint64_t Maildir::quota() const {
@@ -395,8 +439,29 @@ Usage Maildir::rebuild_maildirsize(std::optional<std::uint64_t> quota_line) cons
       total.messages += 1;
     }
   }
-  write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
+  write_recount(quota, total);
   return total;
 }
+
+// The new maildirsize, and the change it makes mirrored in the domain's record in the
+// order that keeps both over-counting after a crash: a rise is counted in the domain
+// first, a fall after.
+void Maildir::write_recount(std::uint64_t quota, const Usage& total) const {
+  if (!dirs_->quota_domain) {
+    write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
+    return;
+  }
+  detail::DomainUsageWriter domain(*dirs_->layout, *dirs_->quota_domain);
+  const auto before = recorded_usage();
+  if (!before) domain.drop();  // what the domain counted for it is unknown
+  const std::int64_t bytes = before ? static_cast<std::int64_t>(total.bytes) - static_cast<std::int64_t>(before->bytes) : 0;
+  const std::int64_t messages =
+      before ? static_cast<std::int64_t>(total.messages) - static_cast<std::int64_t>(before->messages) : 0;
+  const bool rise = bytes > 0 || messages > 0;
+  if (rise) domain.add(bytes, messages);
+  write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
+  if (!rise) domain.add(bytes, messages);
+}
+
 
 } // namespace spool

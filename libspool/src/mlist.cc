@@ -12,6 +12,7 @@
 
 #include "dir_entries.h"
 #include "file_io.h"
+#include "domain_usage.h"
 #include "spool_dirs.h"
 #include "text_util.h"
 #include "yaml_reader.h"
@@ -752,6 +753,7 @@ void delete_list(const Layout& layout, const Address& list, bool force) {
                   "list " + list.str() + " still holds archived posts; use --force to delete it with its archive");
   }
   detail::remove_tree_atomically(layout.list_dir(list));
+  detail::drop_domain_usage(layout, list.domain());  // its archive left the domain unrecorded
 }
 
 ListConfig read_list(const Layout& layout, const Address& list) {

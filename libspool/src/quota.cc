@@ -1,6 +1,6 @@
 // quota.cc — usage from maildirsize files and the quota decision (SPEC §4).
 // Nothing here walks message files except the explicit recalc functions; a domain's
-// usage costs one small read per account and list archive.
+// usage is one small read of its usage record (domain_usage.h), whatever its size.
 #include "spool/quota.h"
 
 #include "spool/accounts.h"
@@ -54,20 +54,7 @@ Usage list_archive_usage(const Layout& layout, const Address& list) {
   return md.usage();
 }
 
-Usage domain_usage(const Layout& layout, const Domain& domain) {
-  Usage total;
-  for (const LocalPart& name : list_accounts(layout, domain)) {
-    Usage u = account_usage(layout, Address(name, domain));
-    total.bytes += u.bytes;
-    total.messages += u.messages;
-  }
-  for (const LocalPart& name : list_list_names(layout, domain)) {
-    Usage u = list_archive_usage(layout, Address(name, domain));
-    total.bytes += u.bytes;
-    total.messages += u.messages;
-  }
-  return total;
-}
+// domain_usage(): domain_usage.cc, from the domain's usage record.
 
 QuotaVerdict check_quota(const Layout& layout, const Address& account, const QuotaLimits& limits,
                          std::uint64_t bytes) {

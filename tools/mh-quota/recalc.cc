@@ -6,6 +6,7 @@
 #include "common/output.h"
 
 #include <spool/accounts.h>
+#include <spool/quota.h>
 #include <spool/units.h>
 
 #include <memory>
@@ -36,6 +37,9 @@ void recalc_domain(const spool::Layout& layout, const spool::Domain& d, std::vec
     out.push_back(recalc_one(layout, spool::Address(name, d), false));
   for (const spool::LocalPart& name : spool::list_list_names(layout, d))
     out.push_back(recalc_one(layout, spool::Address(name, d), true));
+  // Now that every maildirsize is exact, the domain's record becomes their sum: this
+  // drops what crashes left it over-counting.
+  (void)spool::recalc_domain_usage(layout, d);
 }
 
 std::string signed_count(std::int64_t n) { return (n > 0 ? "+" : "") + std::to_string(n); }

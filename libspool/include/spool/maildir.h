@@ -88,11 +88,17 @@ public:
   // files. The quota line is kept unless `quota_line` gives a new one.
   Usage recalc(std::optional<std::uint64_t> quota_line = std::nullopt);
 
+  // What maildirsize records (whatever its size), without rebuilding it: nullopt when it
+  // is missing or unparsable.
+  std::optional<Usage> recorded_usage() const;
+
   // The quota line of maildirsize ("<n>S"), 0 when none/unlimited.
   std::uint64_t quota() const;
 
-  // Appends one "<bytes> <count>\n" line to maildirsize with a single O_APPEND write.
-  // Callers hold writer_lock(). A missing maildirsize is left missing: the next usage()
+  // Appends one "<bytes> <count>\n" line to maildirsize with a single O_APPEND write,
+  // under a lock no other appender shares: the domain's usage lock for an account's
+  // Maildir or a list archive (the change is mirrored in the domain's usage record), else
+  // the Maildir's own append lock. Callers hold writer_lock(). A missing maildirsize is left missing: the next usage()
   // rebuilds it from the files, which already include this change. Returns true when the
   // file is now past maildirsize_max_bytes: the caller then releases writer_lock() and
   // calls shrink_maildirsize() (Maildir++: whichever writer sees it rewrites it).
@@ -117,6 +123,7 @@ public:
   fs::path tmp_dir() const { return dir_ / "tmp"; }
   fs::path maildirsize_path() const { return dir_ / "maildirsize"; }
   fs::path lock_path() const { return dir_ / ".maildirsize.lock"; }
+  fs::path append_lock_path() const { return dir_ / ".maildirsize.append.lock"; }
   // Held exclusively by the one POP3 session of this mailbox for its whole life (RFC 1939
   // §8: the maildrop is locked). A dot file, so never taken for a message.
   fs::path pop3_lock_path() const { return dir_ / ".pop3.lock"; }
@@ -126,6 +133,9 @@ private:
   struct Dirs;
 
   Usage rebuild_maildirsize(std::optional<std::uint64_t> quota_line) const;
+  void write_recount(std::uint64_t quota, const Usage& total) const;
+  enum class Appended { no_file, ok, oversized };
+  Appended append_maildirsize(std::int64_t bytes, std::int64_t messages);
   // The Maildir's own fd, or a folder's; -1 when it does not exist (opened on first use,
   // a missing one is tried again next time).
   int top_fd() const;

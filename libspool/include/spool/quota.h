@@ -1,10 +1,12 @@
 // quota.h — disk usage and the one place quota decisions are made (SPEC §4).
 // Usage is read from Maildir++ `maildirsize` files (one per account Maildir and per list
-// archive), never by walking message files, so it costs the same for 10 or 100,000
-// messages. Every writer appends "<bytes> <count>" lines with one O_APPEND write, so the
-// sum is exact at any moment; when a limit applies, deliver() serializes check + link +
-// append per domain under Layout::quota_lock(domain), so racing deliveries never push a
-// domain over its quota.
+// archive) and from the domain's usage record (their sum), never by walking message
+// files, so it costs the same for 10 or 100,000 messages and for 10 or 10,000 accounts.
+// Every writer appends "<bytes> <count>" lines under the domain's usage lock (a network
+// filesystem tears concurrent O_APPEND writes), so the sum is exact whenever no writer is
+// mid-change, and over-counts, never under-counts, after a crash; when a limit applies,
+// deliver() serializes check + link + append per domain under Layout::quota_lock(domain),
+// so racing deliveries never push a domain over its quota.
 #pragma once
 
 #include "spool/layout.h"
@@ -24,8 +26,12 @@ struct Usage {
 Usage account_usage(const Layout& layout, const Address& account);
 // A list's archive Maildir; a list without an archive counts as empty.
 Usage list_archive_usage(const Layout& layout, const Address& list);
-// Sum over the domain's accounts and list archives; no walking of message files.
+// The domain's usage record: the sum over its accounts and list archives, built from
+// their maildirsize files the first time it is asked for (domain_usage.h).
 Usage domain_usage(const Layout& layout, const Domain& domain);
+// Rebuilds the record from the maildirsize files, correcting its crash over-counts;
+// mh-quota recalc runs it after recalculating the domain's Maildirs.
+Usage recalc_domain_usage(const Layout& layout, const Domain& domain);
 
 enum class QuotaVerdict { fits, domain_full, account_full };
 
