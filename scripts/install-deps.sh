@@ -21,12 +21,20 @@ demo_pkgs=(python3 curl openssl fetchmail ca-certificates python3-aiosmtpd)
 # quota record and the link into new/); clamd (clamav-daemon, started per test class on
 # a socket in the test folder with a one-line local signature file, never as the system
 # service and never with freshclam) and clamdscan for the scanning benchmark.
+# The package test (tests/package/): file (CPack finds the binaries for dpkg-shlibdeps
+# with it), lintian, systemd (systemd-analyze verify; not PID 1 needed), debootstrap with
+# the archive keyring and gpgv (a throwaway Debian 12 root to install the .deb into).
+# The cluster test (tests/cluster/): glusterfs-server (glusterd, gluster) and its FUSE
+# client (mount.glusterfs): one volume mounted twice stands for two hosts on one spool;
+# glusterd is started by the test itself and stopped after, never as a system service.
 test_pkgs=(
   "${demo_pkgs[@]}" bsdextrautils util-linux procps hyperfine mutt
   swaks libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base man-db groff-base dovecot-core postfix
   rspamd dovecot-sieve
   strace
   clamav-daemon clamdscan
+  file lintian systemd debootstrap debian-archive-keyring gpgv
+  glusterfs-server glusterfs-client
 )
 
 want=("${build_pkgs[@]}")
@@ -56,4 +64,5 @@ fi
 # download signatures (freshclam) and load them (clamd, ~1 GB): keep them off.
 if [ "$(id -u)" -eq 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl disable --now clamav-freshclam.service clamav-daemon.service clamav-daemon.socket >/dev/null 2>&1 || true
+  systemctl disable --now glusterd.service >/dev/null 2>&1 || true
 fi
