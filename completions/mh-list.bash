@@ -8,6 +8,10 @@
 # Words come from COMP_LINE, not COMP_WORDS: '@' is in COMP_WORDBREAKS, so bash would cut
 # an address in three. The reply is trimmed to what bash replaces.
 
+# The helpers shared by the mh-* completions sit next to this file (mailhost-common.bash
+# says how); without them this file defines nothing.
+source "$(dirname -- "${BASH_SOURCE[0]}")/mailhost-common.bash" || return 1
+
 _mh_list_common_opts='--spool --json --quiet --help -q -h'
 # -g: bash-completion sources this file inside a function; the tables must stay global.
 declare -gA _mh_list_opts=(
@@ -44,68 +48,6 @@ _mh_list_takes_value() {
   return 1
 }
 
-# Splits $1 into shell words as the shell will pass them (quotes and backslashes
-# removed); `_mh_list_words` gets every word, and `_mh_list_open` is 1 when the line ends
-# inside a word (that last word is the one being completed).
-_mh_list_split() {
-  local line=$1 word='' quote='' in_word=0 i c
-  _mh_list_words=()
-  for ((i = 0; i < ${#line}; i++)); do
-    c=${line:i:1}
-    if [[ -n $quote ]]; then
-      if [[ $c == "$quote" ]]; then
-        quote=''
-      elif [[ $quote == '"' && $c == \\ && $((i + 1)) -lt ${#line} ]]; then
-        ((i++))
-        word+=${line:i:1}
-      else
-        word+=$c
-      fi
-      continue
-    fi
-    case $c in
-    [[:space:]])
-      ((in_word)) && _mh_list_words+=("$word")
-      word='' in_word=0
-      ;;
-    \' | \") quote=$c in_word=1 ;;
-    \\)
-      ((i++))
-      word+=${line:i:1} in_word=1
-      ;;
-    *) word+=$c in_word=1 ;;
-    esac
-  done
-  _mh_list_open=$in_word
-  ((in_word)) && _mh_list_words+=("$word")
-  return 0
-}
-
-# COMPREPLY = the words of $1 that start with $2, minus the part of $2 up to its last
-# word-break character (bash keeps that part on the line).
-_mh_list_reply() {
-  local IFS=$' \t\n'
-  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
-  local breaks=${COMP_WORDBREAKS//[^@:=]/}
-  if [[ -n $breaks && $2 == *["$breaks"]* ]]; then
-    local prefix=${2%"${2##*["$breaks"]}"}
-    # With hostcomplete on (the default) readline hands '@' over with the text.
-    shopt -q hostcomplete && prefix=${prefix%@}
-    [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
-  fi
-  return 0
-}
-
-# Runs tool $2 with `--spool $1` when $1 is set; the rest are its arguments. Errors (no
-# spool, no such list, no tool) print nothing.
-_mh_list_ask() {
-  local spool=$1 tool=$2
-  shift 2
-  local -a opt=()
-  [[ -n $spool ]] && opt=(--spool "$spool")
-  command "$tool" "${opt[@]}" "$@" 2>/dev/null
-}
-
 # The first word of each line `mh-list $2 list LIST` prints ($2 = members or moderators;
 # a disabled member's line goes on with "(disabled: …)"), minus the operands in $4…
 _mh_list_roster() {
@@ -118,7 +60,7 @@ _mh_list_roster() {
       [[ ${typed,,} == "${address,,}" ]] && continue 2
     done
     printf '%s\n' "$address"
-  done < <(_mh_list_ask "$spool" mh-list "$which" list -- "$list")
+  done < <(_mailhost_ask "$spool" mh-list "$which" list -- "$list")
   return 0
 }
 
@@ -128,104 +70,61 @@ _mh_list_pending_ids() {
   local line
   while IFS= read -r line; do
     [[ $line =~ ^\ +\"id\":\ \"([0-9a-f]+)\" ]] && printf '%s\n' "${BASH_REMATCH[1]}"
-  done < <(_mh_list_ask "$1" mh-list pending --json -- "$2")
+  done < <(_mailhost_ask "$1" mh-list pending --json -- "$2")
   return 0
 }
 
 _mh_list() {
-  local _mh_list_open
-  local -a _mh_list_words
-  _mh_list_split "${COMP_LINE:0:COMP_POINT}"
-  local -a words=("${_mh_list_words[@]}")
-  local cur=''
-  if ((_mh_list_open)); then
-    cur=${words[-1]}
-    unset 'words[-1]'
-  fi
-  local prev=''
-  ((${#words[@]} > 0)) && prev=${words[-1]}
-  COMPREPLY=()
-
-  # The command path, the operands after it, the spool, and whether `--` ended options.
-  local path='' spool='' options_done=0 i word
-  local -a operands=()
-  for ((i = 1; i < ${#words[@]}; i++)); do
-    word=${words[i]}
-    if ((!options_done)); then
-      case $word in
-      --) options_done=1; continue ;;
-      --spool=*) spool=${word#--spool=}; continue ;;
-      -*)
-        if [[ $word != *=* ]] && _mh_list_takes_value "$word"; then
-          ((i++))
-          [[ $word == --spool ]] && spool=${words[i]}
-        fi
-        continue
-        ;;
-      esac
-    fi
-    if [[ -z $path ]]; then
-      path=$word
-    elif [[ -n ${_mh_list_subcommands[$path]} && $path != *' '* ]]; then
-      path="$path $word"
-    else
-      operands+=("$word")
-    fi
-  done
+  # The words, the command path, the operands after it, the spool, whether `--` ended
+  # options, and the option whose value is at the cursor.
+  local cur prev path spool options_done value_of value
+  local -a words operands
+  _mailhost_read_command_line _mailhost_shell_words _mh_list_takes_value _mh_list_subcommands
   [[ $spool == '~'/* ]] && spool=$HOME/${spool#'~/'}
 
   # The value of an option: "--opt VALUE" or "--opt=VALUE".
   if ((!options_done)); then
-    local value_of=$prev value=$cur
-    if [[ $cur == --*=* ]]; then
-      value_of=${cur%%=*}
-      value=${cur#*=}
-    fi
     if _mh_list_takes_value "$value_of"; then
       case $value_of in
-      --spool)
-        compopt -o filenames 2>/dev/null
-        local IFS=$'\n'
-        mapfile -t COMPREPLY < <(compgen -d -- "$value")
-        ;;
-      --policy) _mh_list_reply 'members anyone moderators' "$value" ;;
+      --spool) _mailhost_reply_directories "$cur" "$value" ;;
+      --policy) _mailhost_reply 'members anyone moderators' "$value" ;;
       esac
       return 0
     fi
   fi
   if ((!options_done)) && [[ $cur == -* ]]; then
-    _mh_list_reply "${_mh_list_opts[${path:-top}]} $_mh_list_common_opts" "$cur"
+    _mailhost_reply "${_mh_list_opts[${path:-top}]} $_mh_list_common_opts" "$cur"
     return 0
   fi
 
   case $path in
-  '') _mh_list_reply "$_mh_list_commands" "$cur" ;;
-  members | moderators) _mh_list_reply "${_mh_list_subcommands[$path]}" "$cur" ;;
+  '') _mailhost_reply "$_mh_list_commands" "$cur" ;;
+  members | moderators) _mailhost_reply "${_mh_list_subcommands[$path]}" "$cur" ;;
   create)
     # A new list: the name is free, the domain part must exist.
     if ((${#operands[@]} == 0)) && [[ $cur == *@* ]]; then
       local name=${cur%%@*} domain candidates=''
-      for domain in $(_mh_list_ask "$spool" mh-user domain list --names); do
+      for domain in $(_mailhost_names "$spool" domains); do
         candidates+=" $name@$domain"
       done
-      _mh_list_reply "$candidates" "$cur"
+      _mailhost_reply "$candidates" "$cur"
     fi
     ;;
   list)
-    ((${#operands[@]} == 0)) && _mh_list_reply "$(_mh_list_ask "$spool" mh-user domain list --names)" "$cur"
+    ((${#operands[@]} == 0)) && _mailhost_reply "$(_mailhost_names "$spool" domains)" "$cur"
     ;;
   *)
     [[ -v _mh_list_opts[$path] ]] || return 0
     if ((${#operands[@]} == 0)); then
-      _mh_list_reply "$(_mh_list_ask "$spool" mh-list list --names)" "$cur"
+      _mailhost_reply "$(_mailhost_ask "$spool" mh-list list --names)" "$cur"
       return 0
     fi
     case $path in
     'members del' | 'moderators del')
-      _mh_list_reply "$(_mh_list_roster "$spool" "${path%% *}" "${operands[@]}")" "$cur"
+      _mailhost_reply "$(_mh_list_roster "$spool" "${path%% *}" "${operands[@]}")" "$cur"
       ;;
     approve | reject)
-      ((${#operands[@]} == 1)) && _mh_list_reply "$(_mh_list_pending_ids "$spool" "${operands[0]}")" "$cur"
+      ((${#operands[@]} == 1)) && _mailhost_reply "$(_mh_list_pending_ids "$spool" "${operands[0]}")" "$cur"
       ;;
     esac
     ;;

@@ -4,40 +4,17 @@
 # Words come from COMP_LINE, not COMP_WORDS: '@' is in COMP_WORDBREAKS, so bash would
 # cut an address in three; the reply is trimmed to what bash replaces (after the break).
 
+# The helpers shared by the mh-* completions sit next to this file (mailhost-common.bash
+# says how); without them this file defines nothing.
+source "$(dirname -- "${BASH_SOURCE[0]}")/mailhost-common.bash" || return 1
+
 _mh_purge_opts='--all-domains --older-than --larger-than --uid --everything --dry-run -n --list
   --spool --json --quiet -q --help -h --version'
 
-# Domains and addresses, one per line; $1 = spool ('' = default).
-_mh_purge_names() {
-  local -a spool=()
-  [[ -n $1 ]] && spool=(--spool "$1")
-  command mh-user "${spool[@]}" domain list --names 2>/dev/null
-  command mh-user "${spool[@]}" list --names 2>/dev/null
-}
-
-# COMPREPLY = the words of $1 that start with $2, minus the part of $2 up to its last
-# word-break character (bash keeps that part on the line).
-_mh_purge_reply() {
-  local IFS=$' \t\n'
-  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
-  local breaks=${COMP_WORDBREAKS//[^@:=]/}
-  if [[ -n $breaks && $2 == *["$breaks"]* ]]; then
-    local prefix=${2%"${2##*["$breaks"]}"}
-    # With hostcomplete on (the default) readline hands '@' over with the text.
-    shopt -q hostcomplete && prefix=${prefix%@}
-    [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
-  fi
-}
-
 _mh_purge() {
-  local line=${COMP_LINE:0:COMP_POINT} cur='' prev=''
+  local cur prev
   local -a words
-  read -ra words <<<"$line"
-  if [[ -n $line && $line != *[[:space:]] ]]; then
-    cur=${words[-1]}
-    unset 'words[-1]'
-  fi
-  ((${#words[@]} > 0)) && prev=${words[-1]}
+  _mailhost_blank_words
   COMPREPLY=()
 
   local spool='' i
@@ -50,19 +27,15 @@ _mh_purge() {
   [[ $spool == '~'/* ]] && spool=$HOME/${spool#'~/'}
 
   case $prev in
-  --spool)
-    compopt -o filenames 2>/dev/null
-    local IFS=$'\n'
-    mapfile -t COMPREPLY < <(compgen -d -- "$cur")
-    ;;
-  --older-than) _mh_purge_reply '1d 7d 30d 90d 180d 365d' "$cur" ;;
-  --larger-than) _mh_purge_reply '1M 5M 10M 30M 100M' "$cur" ;;
+  --spool) _mailhost_reply_directories "$cur" "$cur" ;;
+  --older-than) _mailhost_reply '1d 7d 30d 90d 180d 365d' "$cur" ;;
+  --larger-than) _mailhost_reply '1M 5M 10M 30M 100M' "$cur" ;;
   --uid) ;; # UIDLs: see mh-purge ADDRESS --list
   *)
     if [[ $cur == -* ]]; then
-      _mh_purge_reply "$_mh_purge_opts" "$cur"
+      _mailhost_reply "$_mh_purge_opts" "$cur"
     else
-      _mh_purge_reply "$(_mh_purge_names "$spool")" "$cur"
+      _mailhost_reply "$(_mailhost_names "$spool" domains accounts)" "$cur"
     fi
     ;;
   esac

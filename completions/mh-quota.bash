@@ -4,39 +4,16 @@
 # Words come from COMP_LINE, not COMP_WORDS: '@' is in COMP_WORDBREAKS, so bash would
 # cut an address in three; the reply is trimmed to what bash replaces (after the break).
 
+# The helpers shared by the mh-* completions sit next to this file (mailhost-common.bash
+# says how); without them this file defines nothing.
+source "$(dirname -- "${BASH_SOURCE[0]}")/mailhost-common.bash" || return 1
+
 _mh_quota_common_opts='--spool --json --quiet -q --help -h --version'
 
-# Names from the spool, one per line: $1 = spool ('' = default), $2 = domains | targets.
-_mh_quota_names() {
-  local -a spool=()
-  [[ -n $1 ]] && spool=(--spool "$1")
-  command mh-user "${spool[@]}" domain list --names 2>/dev/null
-  [[ $2 == targets ]] && command mh-user "${spool[@]}" list --names 2>/dev/null
-}
-
-# COMPREPLY = the words of $1 that start with $2, minus the part of $2 up to its last
-# word-break character (bash keeps that part on the line).
-_mh_quota_reply() {
-  local IFS=$' \t\n'
-  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
-  local breaks=${COMP_WORDBREAKS//[^@:=]/}
-  if [[ -n $breaks && $2 == *["$breaks"]* ]]; then
-    local prefix=${2%"${2##*["$breaks"]}"}
-    # With hostcomplete on (the default) readline hands '@' over with the text.
-    shopt -q hostcomplete && prefix=${prefix%@}
-    [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
-  fi
-}
-
 _mh_quota() {
-  local line=${COMP_LINE:0:COMP_POINT} cur='' prev=''
+  local cur prev
   local -a words
-  read -ra words <<<"$line"
-  if [[ -n $line && $line != *[[:space:]] ]]; then
-    cur=${words[-1]}
-    unset 'words[-1]'
-  fi
-  ((${#words[@]} > 0)) && prev=${words[-1]}
+  _mailhost_blank_words
   COMPREPLY=()
 
   # The command, the spool and how many operands follow the command.
@@ -53,12 +30,7 @@ _mh_quota() {
   [[ $spool == '~'/* ]] && spool=$HOME/${spool#'~/'}
 
   case $prev in
-  --spool)
-    compopt -o filenames 2>/dev/null
-    local IFS=$'\n'
-    mapfile -t COMPREPLY < <(compgen -d -- "$cur")
-    return 0
-    ;;
+  --spool) _mailhost_reply_directories "$cur" "$cur"; return 0 ;;
   --add | --warn-percent | --warn-messages) return 0 ;; # a size or a number
   esac
 
@@ -68,13 +40,13 @@ _mh_quota() {
     set) own='--add' ;;
     report) own='--warn-percent --warn-messages' ;;
     esac
-    _mh_quota_reply "$own $_mh_quota_common_opts" "$cur"
+    _mailhost_reply "$own $_mh_quota_common_opts" "$cur"
     return 0
   fi
   case $command in
-  '') _mh_quota_reply 'show set recalc report' "$cur" ;;
-  show | recalc) ((operands == 0)) && _mh_quota_reply "$(_mh_quota_names "$spool" targets)" "$cur" ;;
-  set) ((operands == 0)) && _mh_quota_reply "$(_mh_quota_names "$spool" domains)" "$cur" ;;
+  '') _mailhost_reply 'show set recalc report' "$cur" ;;
+  show | recalc) ((operands == 0)) && _mailhost_reply "$(_mailhost_names "$spool" domains accounts)" "$cur" ;;
+  set) ((operands == 0)) && _mailhost_reply "$(_mailhost_names "$spool" domains)" "$cur" ;;
   esac
   return 0
 }

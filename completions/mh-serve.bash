@@ -3,14 +3,18 @@
 # --shutdown-grace and --wait, and the `queue` commands (list, show, retry, delete) with
 # their options and queue ids. The ids come from the spool named by --spool on the line
 # (else $MH_SPOOL) by asking mh-serve itself (`queue list --ids`), so the completion never
-# reads queue files on its own. The values of --client-ip, --threads and
-# --delivery-threads are left to the user.
+# reads queue files on its own. The values of --client-ip, --threads,
+# --delivery-threads, --hostname and --listen are left to the user.
 # Words come from COMP_LINE, not COMP_WORDS, as in mh-quota.bash: ':' and '=' are in
 # COMP_WORDBREAKS, so bash would cut "--stdio=pop3" or an IPv6 address apart; a reply
 # is trimmed to what bash replaces (after the last break).
 
+# The helpers shared by the mh-* completions sit next to this file (mailhost-common.bash
+# says how); without them this file defines nothing.
+source "$(dirname -- "${BASH_SOURCE[0]}")/mailhost-common.bash" || return 1
+
 _mh_serve_opts='--spool --check-config --stdio --client-ip --threads --delivery-threads
-  --shutdown-grace --json --quiet -q --help -h --version'
+  --shutdown-grace --hostname --listen --json --quiet -q --help -h --version'
 _mh_serve_services='smtp pop3'
 _mh_serve_durations='5s 10s 30s 1m 5m'
 # The queue commands: options common to all of them, and each one's own.
@@ -24,68 +28,10 @@ _mh_serve_queue_opts() {
   esac
 }
 
-# A spool path as the shell will pass it: outer quotes and backslashes removed, ~/ expanded.
-_mh_serve_unquote() {
-  local text=$1 plain='' i
-  case $text in
-  \'*\') text=${text:1:${#text}-2} ;;
-  \"*\") text=${text:1:${#text}-2} ;;
-  *)
-    for ((i = 0; i < ${#text}; i++)); do
-      [[ ${text:i:1} == \\ ]] && ((i++))
-      plain+=${text:i:1}
-    done
-    text=$plain
-    ;;
-  esac
-  [[ $text == '~'/* ]] && text=$HOME/${text#'~/'}
-  printf '%s' "$text"
-}
-
-# The queue ids of spool $1 ("" = $MH_SPOOL), one per line; nothing on any error.
-_mh_serve_queue_ids() {
-  if [[ -n $1 ]]; then
-    command mh-serve --spool "$1" queue list --ids 2>/dev/null
-  else
-    command mh-serve queue list --ids 2>/dev/null
-  fi
-}
-
-# COMPREPLY = the words of $1 that start with $2, minus the part of $2 up to its last
-# word-break character (bash keeps that part on the line).
-_mh_serve_reply() {
-  local IFS=$' \t\n'
-  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
-  local breaks=${COMP_WORDBREAKS//[^@:=]/}
-  if [[ -n $breaks && $2 == *["$breaks"]* ]]; then
-    local prefix=${2%"${2##*["$breaks"]}"}
-    [[ -n $prefix ]] && COMPREPLY=("${COMPREPLY[@]#"$prefix"}")
-  fi
-}
-
-# Directories for --spool DIR ($1 = what is typed of DIR, $2 = what precedes it in the
-# word, "--spool=" or "").
-_mh_serve_dirs() {
-  compopt -o filenames 2>/dev/null
-  local IFS=$'\n' dir
-  local -a dirs
-  mapfile -t dirs < <(compgen -d -- "$1")
-  COMPREPLY=()
-  for dir in "${dirs[@]}"; do COMPREPLY+=("$2$dir"); done
-  if [[ -n $2 && $COMP_WORDBREAKS == *=* ]]; then
-    COMPREPLY=("${COMPREPLY[@]#"$2"}")
-  fi
-}
-
 _mh_serve() {
-  local line=${COMP_LINE:0:COMP_POINT} cur='' prev=''
+  local cur prev
   local -a words
-  read -ra words <<<"$line"
-  if [[ -n $line && $line != *[[:space:]] ]]; then
-    cur=${words[-1]}
-    unset 'words[-1]'
-  fi
-  ((${#words[@]} > 0)) && prev=${words[-1]}
+  _mailhost_blank_words
   COMPREPLY=()
 
   # Walk the words before the cursor: the spool, the command path (queue SUB), the
@@ -101,8 +47,13 @@ _mh_serve() {
       --spool) spool=${words[i + 1]}; ((i += 1)); continue ;;
       --spool=*) spool=${word#--spool=}; continue ;;
       --wait) ((i += 1)); continue ;;
-      --stdio | --client-ip | --threads | --delivery-threads | --shutdown-grace) daemon=1; ((i += 1)); continue ;;
-      --check-config | --stdio=* | --client-ip=* | --threads=* | --delivery-threads=* | --shutdown-grace=*)
+      --stdio | --client-ip | --threads | --delivery-threads | --shutdown-grace | --hostname | --listen)
+        daemon=1
+        ((i += 1))
+        continue
+        ;;
+      --check-config | --stdio=* | --client-ip=* | --threads=* | --delivery-threads=* | --shutdown-grace=* | \
+        --hostname=* | --listen=*)
         daemon=1
         continue
         ;;
@@ -120,30 +71,30 @@ _mh_serve() {
   done
 
   case $prev in
-  --spool) _mh_serve_dirs "$cur" ''; return 0 ;;
-  --stdio) _mh_serve_reply "$_mh_serve_services" "$cur"; return 0 ;;
-  --shutdown-grace | --wait) _mh_serve_reply "$_mh_serve_durations" "$cur"; return 0 ;;
-  --client-ip | --threads | --delivery-threads) return 0 ;; # an address, a number
+  --spool) _mailhost_reply_directories "$cur" "$cur"; return 0 ;;
+  --stdio) _mailhost_reply "$_mh_serve_services" "$cur"; return 0 ;;
+  --shutdown-grace | --wait) _mailhost_reply "$_mh_serve_durations" "$cur"; return 0 ;;
+  --client-ip | --threads | --delivery-threads | --hostname | --listen) return 0 ;; # an address, a number, a name
   esac
 
   case $cur in
-  --spool=*) _mh_serve_dirs "${cur#--spool=}" --spool= ;;
+  --spool=*) _mailhost_reply_directories "$cur" "${cur#--spool=}" ;;
   --stdio=*)
     local services='' s
     for s in $_mh_serve_services; do services+=" --stdio=$s"; done
-    _mh_serve_reply "$services" "$cur"
+    _mailhost_reply "$services" "$cur"
     ;;
   --shutdown-grace=* | --wait=*)
     local durations='' d
     for d in $_mh_serve_durations; do durations+=" ${cur%%=*}=$d"; done
-    _mh_serve_reply "$durations" "$cur"
+    _mailhost_reply "$durations" "$cur"
     ;;
-  --client-ip=* | --threads=* | --delivery-threads=*) ;;
+  --client-ip=* | --threads=* | --delivery-threads=* | --hostname=* | --listen=*) ;;
   -*)
     ((options_done)) && return 0
     case $path in
-    '') _mh_serve_reply "$_mh_serve_opts" "$cur" ;;
-    queue) _mh_serve_reply "$(_mh_serve_queue_opts "$sub") $_mh_serve_common_opts" "$cur" ;;
+    '') _mailhost_reply "$_mh_serve_opts" "$cur" ;;
+    queue) _mailhost_reply "$(_mh_serve_queue_opts "$sub") $_mh_serve_common_opts" "$cur" ;;
     esac
     ;;
   *)
@@ -151,18 +102,18 @@ _mh_serve() {
     '')
       # No command yet: the daemon's options, or the queue commands (not both).
       if ((daemon)); then
-        [[ -z $cur ]] && _mh_serve_reply "$_mh_serve_opts" "$cur"
+        [[ -z $cur ]] && _mailhost_reply "$_mh_serve_opts" "$cur"
       elif [[ -z $cur ]]; then
-        _mh_serve_reply "queue $_mh_serve_opts" "$cur"
+        _mailhost_reply "queue $_mh_serve_opts" "$cur"
       else
-        _mh_serve_reply queue "$cur"
+        _mailhost_reply queue "$cur"
       fi
       ;;
     queue)
       case $sub in
-      '') _mh_serve_reply "$_mh_serve_queue_commands" "$cur" ;;
+      '') _mailhost_reply "$_mh_serve_queue_commands" "$cur" ;;
       show)
-        ((${#operands[@]} == 0)) && _mh_serve_reply "$(_mh_serve_queue_ids "$(_mh_serve_unquote "$spool")")" "$cur"
+        ((${#operands[@]} == 0)) && _mailhost_reply "$(_mailhost_ask "$(_mailhost_unquote "$spool")" mh-serve queue list --ids)" "$cur"
         ;;
       retry | delete)
         # Each id once; none after --all.
@@ -171,8 +122,8 @@ _mh_serve() {
         while IFS= read -r id; do
           for given in "${operands[@]}"; do [[ $id == "$given" ]] && continue 2; done
           ids+=" $id"
-        done < <(_mh_serve_queue_ids "$(_mh_serve_unquote "$spool")")
-        _mh_serve_reply "$ids" "$cur"
+        done < <(_mailhost_ask "$(_mailhost_unquote "$spool")" mh-serve queue list --ids)
+        _mailhost_reply "$ids" "$cur"
         ;;
       esac
       ;;

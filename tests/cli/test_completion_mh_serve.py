@@ -32,7 +32,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 '''
 
 OPTIONS = ["--spool", "--check-config", "--stdio", "--client-ip", "--threads", "--delivery-threads",
-           "--shutdown-grace", "--json", "--quiet", "-q", "--help", "-h", "--version"]
+           "--shutdown-grace", "--hostname", "--listen", "--json", "--quiet", "-q", "--help", "-h", "--version"]
 DURATIONS = ["5s", "10s", "30s", "1m", "5m"]
 COMMON = ["--spool", "--json", "--quiet", "-q", "--help", "-h"]
 QUEUE_OPTIONS = {"list": ["--ids"], "show": [], "retry": ["--all", "--wait"], "delete": ["--all", "--bounce", "--wait"]}
@@ -93,7 +93,7 @@ class MhServeCompletionTest(mhtest.SpoolTestCase):
         self.assertEqual(self.complete("mh-serve --shutdown-grace=3"), ["30s"])
 
     def test_values_left_to_the_user(self):
-        for option in ["--client-ip", "--threads", "--delivery-threads"]:
+        for option in ["--client-ip", "--threads", "--delivery-threads", "--hostname", "--listen"]:
             self.assertEqual(self.complete(f"mh-serve {option} "), [], option)
         self.assertEqual(self.complete("mh-serve --stdio smtp --client-ip ::"), [])
         self.assertEqual(self.complete("mh-serve --stdio smtp --client-ip 2001:db8::"), [])
