@@ -4,6 +4,7 @@
 
 #include "net/deadline.h"
 #include "net/log.h"
+#include "net/session_io.h"
 
 #include <optional>
 
@@ -12,24 +13,6 @@ namespace {
 
 using std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-void log_output(const smtp::Output& o) { log_lines("smtp: ", o.log); }
-
-asio::awaitable<bool> send(std::shared_ptr<Connection> c, std::string text) {
-  const auto timeout = c->shared.timeout_command;
-  co_return co_await send_all(std::move(c), std::move(text), timeout);
-}
-
-// The blocking parts (delivery fsync, password hashing) run off the event loop.
-asio::awaitable<void> run_delivery(std::shared_ptr<Connection> c, smtp::Output* out) {
-  *out = c->session.deliver();
-  co_return;
-}
-
-asio::awaitable<void> run_authentication(std::shared_ptr<Connection> c, smtp::Output* out) {
-  *out = c->session.authenticate();
-  co_return;
-}
 
 smtp::SessionConfig config_for(const SharedState& shared, serve::Service service, const std::string& ip) {
   smtp::SessionConfig config = shared.smtp;
@@ -43,18 +26,6 @@ smtp::SessionConfig config_for(const SharedState& shared, serve::Service service
   return config;
 }
 
-// STARTTLS accepted: the 220 goes out, the handshake follows, and whatever the client
-// pipelined behind the command is dropped with the rest of this read (CVE-2011-0411).
-asio::awaitable<bool> start_tls(std::shared_ptr<Connection> c, std::string replies) {
-  const bool sent = co_await send(c, std::move(replies));
-  if (!sent) co_return false;
-  auto context = c->shared.tls->current();
-  const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtp");
-  if (!secured) co_return false;
-  c->session.tls_started();
-  co_return true;
-}
-
 // Feeds one read's worth of bytes to the session; replies are written once per read
 // (RFC 2920: a pipelined group gets its replies together). False: close.
 asio::awaitable<bool> process(std::shared_ptr<Connection> c, std::size_t n) {
@@ -66,38 +37,32 @@ asio::awaitable<bool> process(std::shared_ptr<Connection> c, std::size_t n) {
     smtp::Output o = c->session.feed(in, more_pending);
     in.remove_prefix(o.consumed);
     replies += o.replies;
-    log_output(o);
+    log_output<Connection>(o);
     if (o.action == smtp::Action::starttls) {
+      // The 220 goes out; what the client pipelined behind STARTTLS goes with this read.
       const bool secured = co_await start_tls(c, std::move(replies));
       co_return secured;
     }
     if (o.action == smtp::Action::deliver || o.action == smtp::Action::authenticate) {
       const bool deliver = o.action == smtp::Action::deliver;
       if (deliver) c->deadline = steady_clock::now() + c->shared.timeout_data;
-      smtp::Output d;
-      if (deliver)
-        co_await asio::co_spawn(*c->shared.blocking_pool, run_delivery(c, &d), asio::use_awaitable);
-      else
-        co_await asio::co_spawn(*c->shared.blocking_pool, run_authentication(c, &d), asio::use_awaitable);
+      smtp::Output d = co_await on_blocking_pool(
+          c, deliver ? &smtp::SmtpSession::deliver : &smtp::SmtpSession::authenticate);
       if (d.delay.count() > 0) {
-        // A failed login is answered late; what came before it need not wait.
-        std::string before = std::exchange(replies, {});
-        const bool sent = co_await send(c, std::move(before));
-        if (!sent) co_return false;
-        const bool waited = co_await pause(c, d.delay);
+        const bool waited = co_await send_then_pause(c, std::exchange(replies, {}), d.delay);
         if (!waited) co_return false;
       }
       replies += d.replies;
-      log_output(d);
+      log_output<Connection>(d);
       if (d.action == smtp::Action::close) o.action = smtp::Action::close;
     }
     if (o.action == smtp::Action::close) {
-      co_await send(c, std::move(replies));
+      co_await send_reply(c, std::move(replies));
       co_return false;
     }
     if (o.consumed == 0 && o.action == smtp::Action::none) break;  // cannot happen; never spin
   }
-  co_return co_await send(c, std::move(replies));
+  co_return co_await send_reply(c, std::move(replies));
 }
 
 // Waits for the client check's verdict, which must be known before the first command
@@ -112,11 +77,6 @@ asio::awaitable<bool> wait_for_client_check(std::shared_ptr<Connection> c) {
     co_await c->client_check_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   co_return c->client_checked;
-}
-
-asio::awaitable<void> last_words(std::shared_ptr<Connection> c, smtp::Output o) {
-  log_output(o);
-  co_await say_last(std::move(c), std::move(o.replies));
 }
 
 // Whether the client sent something before the greeting (SPEC §8): on the smtp listener
@@ -150,11 +110,8 @@ void set_read_deadline(Connection& c, std::optional<DataDeadline>& data) {
 }
 
 asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
-  if (c->service == serve::Service::smtps) {
-    auto context = c->shared.tls->current();
-    const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "smtps");
-    if (!secured) co_return;
-  }
+  const bool secured = co_await secure_from_first_byte(c, c->service == serve::Service::smtps, "smtps");
+  if (!secured) co_return;
   const BeforeGreeting early = co_await talked_first(c);
   if (early == BeforeGreeting::gone) co_return;  // hung up before the greeting: nothing to say
   if (early == BeforeGreeting::talked) {
@@ -162,11 +119,11 @@ asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
     co_return;
   }
   std::string greeting = c->session.greeting().replies;
-  const bool greeted = co_await send(c, std::move(greeting));
+  const bool greeted = co_await send_reply(c, std::move(greeting));
   if (!greeted) co_return;
   std::optional<DataDeadline> data;
   while (!c->session.closed()) {
-    if (c->force_stop || (c->shared.stopping && !c->session.in_transaction())) {
+    if (must_stop(*c, c->shared, c->session.in_transaction())) {
       smtp::Output bye = c->session.shutdown();
       co_await last_words(c, std::move(bye));
       co_return;
@@ -175,17 +132,12 @@ asio::awaitable<void> session_loop(std::shared_ptr<Connection> c) {
     c->waiting_idle = !c->session.in_transaction();
     const IoResult r = co_await read_some(c);
     c->waiting_idle = false;
-    if (data && !r.ec) data->received(steady_clock::now(), r.bytes);
     if (r.ec) {
-      if (c->timed_out) {
-        smtp::Output bye = c->session.timeout();
-        co_await last_words(c, std::move(bye));
-        co_return;
-      }
-      if (r.ec == asio::error::operation_aborted && (c->shared.stopping || c->force_stop)) continue;
-      log_output(c->session.disconnected());
+      const bool go_on = co_await read_failed(c, r.ec);
+      if (go_on) continue;
       co_return;
     }
+    if (data) data->received(steady_clock::now(), r.bytes);
     if (!c->client_checked) {
       const bool checked = co_await wait_for_client_check(c);
       if (!checked) {

@@ -18,6 +18,10 @@ struct Connection : Link {
 
   void wake() override { client_check_done.cancel(); }
 
+  // For net/session_io.h: the log prefix and handshake name, and how long a reply may take.
+  static constexpr const char* protocol = "smtp";
+  std::chrono::milliseconds reply_timeout() const { return shared.timeout_command; }
+
   SharedState& shared;
   serve::Service service;
   smtp::SmtpSession session;

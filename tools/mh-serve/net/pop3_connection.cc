@@ -3,6 +3,7 @@
 #include "net/pop3_connection.h"
 
 #include "net/log.h"
+#include "net/session_io.h"
 #include "pop3/dot_stuffer.h"
 
 #include <unistd.h>
@@ -15,23 +16,6 @@ namespace {
 using std::chrono::steady_clock;
 
 constexpr std::size_t transfer_chunk = 64 * 1024;
-
-void log_output(const pop3::Output& o) { log_lines("pop3: ", o.log); }
-
-asio::awaitable<bool> send(std::shared_ptr<Pop3Connection> c, std::string text) {
-  const auto timeout = c->shared.timeout_pop3;
-  co_return co_await send_all(std::move(c), std::move(text), timeout);
-}
-
-asio::awaitable<void> run_authentication(std::shared_ptr<Pop3Connection> c, pop3::Output* out) {
-  *out = c->session.authenticate();
-  co_return;
-}
-
-asio::awaitable<void> run_update(std::shared_ptr<Pop3Connection> c, pop3::Output* out) {
-  *out = c->session.update();
-  co_return;
-}
 
 pop3::SessionConfig config_for(const SharedState& shared, serve::Service service, const std::string& ip) {
   pop3::SessionConfig config = shared.pop3;
@@ -71,19 +55,8 @@ asio::awaitable<bool> transfer(std::shared_ptr<Pop3Connection> c, pop3::Transfer
     if (stuffer.done()) break;
   }
   std::string end = stuffer.finish();
-  const bool sent = co_await send(c, std::move(end));
+  const bool sent = co_await send_reply(c, std::move(end));
   co_return sent;
-}
-
-asio::awaitable<bool> start_tls(std::shared_ptr<Pop3Connection> c, std::string replies) {
-  const bool sent = co_await send(c, std::move(replies));
-  if (!sent) co_return false;
-  auto context = c->shared.tls->current();
-  // SPEC §8: a TLS handshake is bounded by timeouts.command, not POP3's longer idle time.
-  const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "pop3");
-  if (!secured) co_return false;
-  c->session.tls_started();
-  co_return true;
 }
 
 // Feeds one read's worth of bytes to the session (POP3 clients may pipeline, RFC 2449).
@@ -95,7 +68,7 @@ asio::awaitable<bool> process(std::shared_ptr<Pop3Connection> c, std::size_t n) 
     pop3::Output o = c->session.feed(in);
     in.remove_prefix(o.consumed);
     replies += o.replies;
-    log_output(o);
+    log_output<Pop3Connection>(o);
     switch (o.action) {
     case pop3::Action::starttls:
       // Bytes pipelined behind STLS are dropped with the rest of this read.
@@ -104,35 +77,30 @@ asio::awaitable<bool> process(std::shared_ptr<Pop3Connection> c, std::size_t n) 
       co_return secured;
     }
     case pop3::Action::authenticate: {
-      pop3::Output a;
-      co_await asio::co_spawn(*c->shared.blocking_pool, run_authentication(c, &a), asio::use_awaitable);
-      log_output(a);
+      pop3::Output a = co_await on_blocking_pool(c, &pop3::Pop3Session::authenticate);
+      log_output<Pop3Connection>(a);
       if (a.delay.count() > 0) {
-        std::string before = std::exchange(replies, {});
-        const bool sent = co_await send(c, std::move(before));
-        if (!sent) co_return false;
-        const bool waited = co_await pause(c, a.delay);
+        const bool waited = co_await send_then_pause(c, std::exchange(replies, {}), a.delay);
         if (!waited) co_return false;
       }
       replies += a.replies;
       if (a.action == pop3::Action::close) {
-        co_await send(c, std::move(replies));
+        co_await send_reply(c, std::move(replies));
         co_return false;
       }
       break;
     }
     case pop3::Action::update: {
-      pop3::Output u;
-      co_await asio::co_spawn(*c->shared.blocking_pool, run_update(c, &u), asio::use_awaitable);
-      log_output(u);
+      pop3::Output u = co_await on_blocking_pool(c, &pop3::Pop3Session::update);
+      log_output<Pop3Connection>(u);
       replies += u.replies;
-      co_await send(c, std::move(replies));
+      co_await send_reply(c, std::move(replies));
       co_return false;
     }
     case pop3::Action::transfer:
     {
       std::string before = std::exchange(replies, {});
-      const bool sent = co_await send(c, std::move(before));
+      const bool sent = co_await send_reply(c, std::move(before));
       if (!sent) {
         ::close(o.transfer.fd);
         co_return false;
@@ -142,34 +110,26 @@ asio::awaitable<bool> process(std::shared_ptr<Pop3Connection> c, std::size_t n) 
       break;
     }
     case pop3::Action::close:
-      co_await send(c, std::move(replies));
+      co_await send_reply(c, std::move(replies));
       co_return false;
     case pop3::Action::none:
       if (o.consumed == 0) in = {};  // never spin
       break;
     }
   }
-  co_return co_await send(c, std::move(replies));
-}
-
-asio::awaitable<void> last_words(std::shared_ptr<Pop3Connection> c, pop3::Output o) {
-  log_output(o);
-  co_await say_last(std::move(c), std::move(o.replies));
+  co_return co_await send_reply(c, std::move(replies));
 }
 
 asio::awaitable<void> session_loop(std::shared_ptr<Pop3Connection> c) {
-  if (c->service == serve::Service::pop3s) {
-    auto context = c->shared.tls->current();
-    const bool secured = co_await handshake(c, std::move(context), c->shared.timeout_command, "pop3s");
-    if (!secured) co_return;
-  }
+  const bool secured = co_await secure_from_first_byte(c, c->service == serve::Service::pop3s, "pop3s");
+  if (!secured) co_return;
   std::string greeting = c->session.greeting().replies;
-  const bool greeted = co_await send(c, std::move(greeting));
+  const bool greeted = co_await send_reply(c, std::move(greeting));
   if (!greeted) co_return;
   while (!c->session.closed()) {
     // POP3 has no transaction to finish: every session is told at once on a stop, and
     // nothing marked for deletion is deleted (RFC 1939: only QUIT enters UPDATE).
-    if (c->force_stop || c->shared.stopping) {
+    if (must_stop(*c, c->shared, /*busy=*/false)) {
       pop3::Output bye = c->session.shutdown();
       co_await last_words(c, std::move(bye));
       co_return;
@@ -181,13 +141,8 @@ asio::awaitable<void> session_loop(std::shared_ptr<Pop3Connection> c) {
     const IoResult r = co_await read_some(c);
     c->waiting_idle = false;
     if (r.ec) {
-      if (c->timed_out) {
-        pop3::Output bye = c->session.timeout();
-        co_await last_words(c, std::move(bye));
-        co_return;
-      }
-      if (r.ec == asio::error::operation_aborted && (c->shared.stopping || c->force_stop)) continue;
-      log_output(c->session.disconnected());
+      const bool go_on = co_await read_failed(c, r.ec);
+      if (go_on) continue;
       co_return;
     }
     const bool go_on = co_await process(c, r.bytes);

@@ -15,6 +15,10 @@ struct Pop3Connection : Link {
   Pop3Connection(SharedState& shared, Worker& worker, asio::ip::tcp::socket socket, std::string client_ip,
                  std::unique_ptr<ConnectionLimits::Ticket> ticket, serve::Service service);
 
+  // For net/session_io.h: the log prefix and handshake name, and how long a reply may take.
+  static constexpr const char* protocol = "pop3";
+  std::chrono::milliseconds reply_timeout() const { return shared.timeout_pop3; }
+
   SharedState& shared;
   serve::Service service;
   pop3::Pop3Session session;
