@@ -204,7 +204,7 @@ def fmt_value(v, field):
         return "-"
     if field.startswith("secs"):
         return f"{v * 1000:.2f} ms" if v < 10 else f"{v:.2f} s"
-    return f"{v:,.0f}"
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:,.0f}"     # latencies in ms, ratios
 
 
 def cmd_table(a):

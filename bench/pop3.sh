@@ -14,6 +14,10 @@
 # CLIENTS ["1"] (concurrent sessions, each on its own mailbox), WINDOW [0] (pipelined
 # client: RETR/DELE commands in flight, 0 = all), DOVECOT_VARIANTS ["default tuned"],
 # HS_SECS [5], HS_CONC ["1 4"], HS_QUICKACK [1] (client TCP_QUICKACK, see pop3bench.py),
+# POP_CLIENTS may name "c" (bench/pop3drain.c, compiled with cc into bench/out/), TESTS may
+# add "selftest" (the clients against pop3drain's in-memory server on MEM_PORT [2150],
+# TLS on +1) and "hslat" (pop3drain's sequential connect-to-greeting latency, HS_N [500]
+# connections per server and rep), CERT_KIND [ec] (ec = P-256, rsa = RSA-2048),
 # HS_OPENSSL=1 (also openssl s_time), PROFILE=1 (profile the
 # clients once), ports: DC_POP3_PORT [2130] DC_POP3S_PORT [2131] (default variant; the
 # tuned one uses +2), PF_SMTPS_PORT [2134], MH_POP3_PORT [2140] MH_POP3S_PORT [2141]
@@ -41,6 +45,9 @@ HS_SECS=${HS_SECS:-5}
 HS_CONC=${HS_CONC:-"1 4"}
 HS_OPENSSL=${HS_OPENSSL:-0}
 HS_QUICKACK=${HS_QUICKACK:-1}
+HS_N=${HS_N:-500}
+CERT_KIND=${CERT_KIND:-ec}
+MEM_PORT=${MEM_PORT:-2150}
 PROFILE=${PROFILE:-0}
 DC_POP3_PORT=${DC_POP3_PORT:-2130}
 DC_POP3S_PORT=${DC_POP3S_PORT:-2131}
@@ -56,6 +63,7 @@ MH_SERVE_GIVEN=${MH_SERVE:+1}
 MH_SERVE=${MH_SERVE:-$BUILD/tools/mh-serve/mh-serve}
 MH_COMM=$(basename "$MH_SERVE" | cut -c1-15)    # its /proc/PID/comm, checked before a kill
 P=(python3 "$HERE/pop3bench.py")
+DRAIN=$OUT/pop3drain                            # the C client (bench/pop3drain.c)
 
 DOMAIN=bench.test
 PASSWORD=benchpw
@@ -71,6 +79,7 @@ MAXC=1; for c in $CLIENTS; do (( c > MAXC )) && MAXC=$c; done
 mkdir -p "$OUT"
 RESULTS=$OUT/pop3-$(date +%Y%m%d-%H%M%S).txt
 MH_PID=
+MEM_PIDS=()         # pop3drain's in-memory servers (TESTS=selftest)
 DC_PIDS=()          # "pid" of each Dovecot master we started
 PF_PID=
 MH_POP3=0 MH_POP3S=0 MH_STLS=0 MH_SMTPS=0
@@ -106,6 +115,7 @@ cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     stop_pid "$MH_PID" "$MH_COMM"
+    for pid in "${MEM_PIDS[@]}"; do stop_pid "$pid" pop3drain; done
     # A Dovecot master stops its children itself; so does Postfix's master.
     for pid in "${DC_PIDS[@]}"; do stop_pid "$pid" dovecot; done
     stop_pid "$PF_PID" master
@@ -132,11 +142,18 @@ build() {
     fi
 }
 
+# The C client: built every run (a second with -O2), so it always matches its source.
+build_drain() {
+    cc -O2 -Wall -Wextra -o "$DRAIN" "$HERE/pop3drain.c" -lssl -lcrypto 2>"$WORK/pop3drain-cc.log" \
+        || die "cannot build $DRAIN (libssl-dev installed? see $WORK/pop3drain-cc.log)"
+}
+
 install_packages() {
     local missing=()
     command -v dovecot >/dev/null && [ -x /usr/lib/dovecot/pop3 ] || missing+=(dovecot-core dovecot-pop3d)
     command -v postfix >/dev/null || missing+=(postfix)
     command -v openssl >/dev/null || missing+=(openssl)
+    [ -r /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]} from Debian"
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -186,7 +203,9 @@ dc_maildir() { echo "$DC/home/u$1/Maildir"; }
 
 make_cert() {
     mkdir -p "$WORK/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+    [ "$CERT_KIND" = rsa ] && newkey=(-newkey rsa:2048)
+    openssl req -x509 "${newkey[@]}" -nodes -days 30 \
         -subj "/CN=$HOSTNAME_" -addext "subjectAltName=DNS:$HOSTNAME_" \
         -keyout "$KEY" -out "$CERT" >"$WORK/openssl.log" 2>&1 || die "openssl req failed"
     chmod 600 "$KEY"
@@ -442,6 +461,16 @@ pop3_run() {  # rep target size mode client c
         if [ "$t" = mh ]; then dirs+="${dirs:+,}$(mh_maildir "$i")"; else dirs+="${dirs:+,}$(dc_maildir "$i")"; fi
     done
     name="$(prefix_of "$t")_pop3_$(size_tag "$size")_${mode}_${client}_c$c"
+    if [ "$client" = c ]; then          # implicit TLS or plain; it has no STLS
+        [ "$mode" = stls ] && { log "pop3drain has no STLS: $name skipped"; return 0; }
+        local flags=()
+        [ "$mode" = tls ] && flags+=(--tls)
+        (( WINDOW > 0 )) && flags+=(--window "$WINDOW")
+        "$DRAIN" drain --name "$name" --run "$rep" --port "$port" "${flags[@]}" \
+            --users "$users" --password "$PASSWORD" --expect-per-user "$MSGS" --left-dirs "$dirs" \
+            | emit || true
+        return 0
+    fi
     "${P[@]}" drain --name "$name" --run "$rep" --port "$port" --mode "$mode" --client "$client" \
         --users "$users" --password "$PASSWORD" --expect-per-user "$MSGS" --left-dirs "$dirs" \
         --window "$WINDOW" | emit || true
@@ -531,6 +560,70 @@ test_handshake() {
     done
 }
 
+# Is the client the limit? Each client drains pop3drain's in-memory server (same message
+# count and size, plain and implicit TLS with the same certificate) like a real server;
+# the table sets that rate against mh-serve's and Dovecot's.
+start_memserver() {  # size plain|tls
+    local port=$MEM_PORT args=(--msgs "$MSGS" --size "$1")
+    [ "$2" = tls ] && { port=$(( MEM_PORT + 1 )); args+=(--cert "$CERT" --key "$KEY"); }
+    "$DRAIN" serve --port "$port" "${args[@]}" 2>>"$WORK/memserver.log" </dev/null &
+    MEM_PIDS+=("$!")
+    local i
+    for ((i = 0; i < 50; i++)); do port_open "$port" && return 0; sleep 0.1; done
+    die "pop3drain serve does not listen on $port (see $WORK/memserver.log)"
+}
+
+test_selftest() {
+    local rep size mode client c users i port name pid
+    for size in $SIZES; do
+        start_memserver "$size" plain
+        start_memserver "$size" tls
+        for ((rep = 1; rep <= REPS; rep++)); do
+            for mode in $MODES; do
+                [ "$mode" = stls ] && continue
+                port=$MEM_PORT; [ "$mode" = tls ] && port=$(( MEM_PORT + 1 ))
+                for client in $POP_CLIENTS; do
+                    for c in $CLIENTS; do
+                        users=""; for ((i = 1; i <= c; i++)); do users+="${users:+,}u$i"; done
+                        name="memory_pop3_$(size_tag "$size")_${mode}_${client}_c$c"
+                        log "selftest rep $rep/$REPS: $name"
+                        if [ "$client" = c ]; then
+                            "$DRAIN" drain --name "$name" --run "$rep" --port "$port" \
+                                $([ "$mode" = tls ] && echo --tls) --users "$users" --password x \
+                                --expect-per-user "$MSGS" | emit || true
+                        else
+                            "${P[@]}" drain --name "$name" --run "$rep" --port "$port" --mode "$mode" \
+                                --client "$client" --users "$users" --password x \
+                                --expect-per-user "$MSGS" --window "$WINDOW" | emit || true
+                        fi
+                    done
+                done
+            done
+        done
+        for pid in "${MEM_PIDS[@]}"; do stop_pid "$pid" pop3drain; done
+        MEM_PIDS=()
+    done
+}
+
+# Latency of one connection at a time, HS_N per server and rep, the servers taking turns
+# (order reversed every other rep): connect() to the greeting after a full handshake,
+# with the client's ordinary delayed ACKs (what a mail client sees) and with TCP_QUICKACK
+# ("hslat_qa": the server's own time; see quickack() in pop3drain.c).
+test_hslat() {
+    local rep item t svc port greet
+    for ((rep = 1; rep <= REPS; rep++)); do
+        info "hslat rep=$rep cert=$CERT_KIND load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
+        for item in $(hs_targets "$rep"); do
+            IFS=: read -r t svc port greet <<<"$item"
+            log "hslat rep $rep/$REPS: $t $svc, $HS_N connections, $CERT_KIND key"
+            "$DRAIN" handshake --name "$(prefix_of "$t")_hslat_${svc}_$CERT_KIND" --run "$rep" \
+                --port "$port" --n "$HS_N" --greeting "$greet" | emit || true
+            "$DRAIN" handshake --name "$(prefix_of "$t")_hslat_qa_${svc}_$CERT_KIND" --run "$rep" \
+                --port "$port" --n "$HS_N" --greeting "$greet" --quickack | emit || true
+        done
+    done
+}
+
 tables() {
     local size mode client c tag rows=() anchors="" v n hs=() dcs=""
     for v in $DOVECOT_VARIANTS; do anchors+="${anchors:+,}Dovecot $v"; done
@@ -560,6 +653,37 @@ tables() {
         "${P[@]}" table --results "$RESULTS" --field client_cpu_pct --anchors "$anchors" \
             --title "POP3 client CPU, % of the run's wall time (100 = one core busy)" "${rows[@]}" | emit
     fi
+    if want selftest; then
+        rows=()
+        for size in $SIZES; do
+            for mode in $MODES; do
+                for client in $POP_CLIENTS; do
+                    for c in $CLIENTS; do
+                        n="pop3_$(size_tag "$size")_${mode}_${client}_c$c"
+                        rows+=(--row "$(size_tag "$size") $mode $client c$c;memory_$n;mhserve_$n$(for v in $DOVECOT_VARIANTS; do printf ';%s_%s' "$(prefix_of "dc-$v")" "$n"; done)")
+                    done
+                done
+            done
+        done
+        "${P[@]}" table --results "$RESULTS" --field msgs_per_s --header-a "client alone" \
+            --header-a-short alone --anchors "mh-serve,$anchors" --target ">=3" \
+            --title "Client alone (pop3drain's in-memory server) against the real servers, msgs/s (median of $REPS)" \
+            "${rows[@]}" | emit
+    fi
+    if want hslat; then
+        local f qa
+        for qa in hslat hslat_qa; do
+            dcs=""
+            for v in $DOVECOT_VARIANTS; do dcs+=";$(prefix_of "dc-$v")_${qa}_pop3s_$CERT_KIND"; done
+            for f in ms_median ms_p90; do
+                "${P[@]}" table --results "$RESULTS" --field "$f" --anchors "$anchors,Postfix" --target "<=1.0" \
+                    --title "TLS connect-to-greeting latency ($CERT_KIND key$([ "$qa" = hslat_qa ] && echo ', client TCP_QUICKACK')), $f over $HS_N sequential connections (median of $REPS)" \
+                    --row "pop3s;mhserve_${qa}_pop3s_$CERT_KIND$dcs;" \
+                    --row "smtps;mhserve_${qa}_smtps_$CERT_KIND$(for v in $DOVECOT_VARIANTS; do printf ';'; done);postfix_${qa}_smtps_$CERT_KIND" | emit
+            done
+        done
+        dcs=""
+    fi
     if want handshake; then
         for v in $DOVECOT_VARIANTS; do dcs+=";$(prefix_of "dc-$v")_hs_pop3s_cC"; done
         for c in $HS_CONC; do
@@ -584,7 +708,8 @@ tables() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 for p in "$DC_POP3_PORT" "$DC_POP3S_PORT" $(( DC_POP3_PORT + 2 )) $(( DC_POP3S_PORT + 2 )) \
-         "$PF_SMTPS_PORT" "$MH_POP3_PORT" "$MH_POP3S_PORT" "$MH_SMTPS_PORT" "$MH_SMTP_PORT"; do
+         "$PF_SMTPS_PORT" "$MH_POP3_PORT" "$MH_POP3S_PORT" "$MH_SMTPS_PORT" "$MH_SMTP_PORT" \
+         "$MEM_PORT" $(( MEM_PORT + 1 )); do
     port_open "$p" && die "port 127.0.0.1:$p is in use"
 done
 rm -rf "$WORK"; mkdir -p "$WORK"; chmod 755 "$WORK"
@@ -595,6 +720,7 @@ id "$BENCH_USER" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir
 VUID=$(id -u "$BENCH_USER"); VGID=$(id -g "$BENCH_USER")
 log "building in $BUILD"
 build
+build_drain
 make_cert
 log "spool $SPOOL: $MSGS messages per size ($SIZES), $MAXC mailbox(es)"
 make_spool
@@ -604,11 +730,13 @@ info "host kernel=$(uname -r) cpus=$(nproc) tmp_fs=$(findmnt -no FSTYPE -T "$WOR
 info "versions dovecot=$(dovecot --version | cut -d' ' -f1) postfix=$(postconf -c "$PF/etc" -h mail_version 2>/dev/null) openssl=$(openssl version | cut -d' ' -f2) python=$(python3 -c 'import platform;print(platform.python_version())') mh_serve=$MH_SERVE"
 info "params reps=$REPS msgs=$MSGS sizes=${SIZES// /,} modes=${MODES// /,} pop_clients=${POP_CLIENTS// /,} clients=${CLIENTS// /,} window=$WINDOW dovecot_variants=${DOVECOT_VARIANTS// /,} hs_secs=$HS_SECS hs_conc=${HS_CONC// /,} hs_quickack=$HS_QUICKACK mail_fsync=optimized(default)"
 for v in $DOVECOT_VARIANTS; do start_dovecot "$v"; done
-want handshake && start_postfix
+{ want handshake || want hslat; } && start_postfix
 start_mhserve
 log "results -> $RESULTS"
 [ "$PROFILE" = 1 ] && profile_clients
 want pop3 && test_pop3
 want handshake && test_handshake
+want hslat && test_hslat
+want selftest && test_selftest
 info "load_at_end=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
 tables

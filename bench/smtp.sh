@@ -6,7 +6,10 @@
 # Environment: BUILD, BASELINE, WORK (wiped), OUT, REPS [3] (rounds), SIZES ["4096 102400"],
 # SMTP_SESSIONS ["1 8 32"], SMTP_MSGS [1000], MH_SMTP_PORT [2526], IDLE_CONNS [1000],
 # SKIP_BUILD=1, KEEP=1 keeps WORK; other variables baseline.sh reads (SMTP_PORT, ...)
-# pass through.
+# pass through. PARTS ["pairs floor memory syscalls"]: floor = the shared fsbench.c
+# (write+fsync+rename+fsync of new/, FS_JOBS ["1 8"] writers, FS_FILES [2000] files) in
+# every round on WORK's file system; syscalls = `strace -c -f` attached to mh-serve while
+# STRACE_MSGS [200] messages arrive over STRACE_SESSIONS [8] sessions (per-delivery counts).
 
 set -euo pipefail
 
@@ -24,6 +27,13 @@ IDLE_CONNS=${IDLE_CONNS:-1000}
 SIZES=${SIZES:-"4096 102400"}                   # the harness's defaults
 SMTP_SESSIONS=${SMTP_SESSIONS:-"1 8 32"}
 KEEP=${KEEP:-0}
+PARTS=${PARTS:-"pairs floor memory syscalls"}
+FS_JOBS=${FS_JOBS:-"1 8"}
+FS_FILES=${FS_FILES:-2000}
+FSBENCH_SRC=${FSBENCH_SRC:-$(dirname "$BASELINE")/fsbench.c}
+STRACE_MSGS=${STRACE_MSGS:-200}
+STRACE_SESSIONS=${STRACE_SESSIONS:-8}
+(( STRACE_MSGS <= SMTP_MSGS )) || STRACE_MSGS=$SMTP_MSGS    # one account per message
 BENCH=(python3 "$HERE/benchlib.py")
 
 MH_USER=$BUILD/tools/mh-user/mh-user
@@ -42,6 +52,7 @@ die() { log "FATAL: $*"; exit 1; }
 emit() { tee -a "$RESULTS"; }
 info() { echo "INFO $*" | emit; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # Stops the mh-serve this script started (by its PID, and only if it is still mh-serve).
 stop_serve() {
@@ -57,7 +68,7 @@ cleanup() { stop_serve; [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
 build() {
     [ "${SKIP_BUILD:-0}" = 1 ] && return 0
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    make -C "$BUILD" -j2 mh-user mh-serve >/dev/null
+    nice -n 10 cmake --build "$BUILD" -j 2 --target mh-user mh-serve >/dev/null   # any generator
 }
 
 # The spool mh-serve delivers into. smtp-source -N sends message i of a run to
@@ -92,9 +103,9 @@ EOF
 # of the harness (REPS=1). Pairing each configuration seconds apart, instead of running
 # Postfix's whole matrix and then ours, means a burst of load from elsewhere on the
 # machine hits both sides of a pair; the per-pair ratios show how much it moved.
-# mh-serve serves no POP3 yet, but the hook waits for both ports: both name the SMTP
-# port, and TESTS=smtp runs no POP3 workload. The harness counts the files in any new/
-# below MH_MAILDIR_ROOT, i.e. in our Maildirs.
+# The hook waits for both ports, but this spool opens no POP3 listener (pop3.sh measures
+# POP3): both name the SMTP port, and TESTS=smtp runs no POP3 workload. The harness
+# counts the files in any new/ below MH_MAILDIR_ROOT, i.e. in our Maildirs.
 run_pair() {  # round size sessions
     local pair_file=$WORK/pair.txt
     RESULTS_FILE=$pair_file TESTS=smtp REPS=1 SMTP_MSGS=$SMTP_MSGS SIZES=$2 SMTP_SESSIONS=$3 \
@@ -214,6 +225,50 @@ EOF
     stop_serve
 }
 
+# The durability floor next to each round's pairs, on the file system mh-serve's spool is
+# on: fsbench.c writes, fsyncs, renames into new/ and fsyncs new/, as a safe delivery does.
+# msgs_per_s and accept_msgs_per_s repeat files_per_s so that table rows can set mh-serve's
+# rates against it.
+run_floor() {  # round
+    local j line dir=$WORK/fs
+    for j in $FS_JOBS; do
+        rm -rf "$dir"; mkdir -p "$dir"; sync
+        line=$("$OUT/fsbench" "$dir/Maildir" "$FS_FILES" 4096 fsync+dir "$j") || log "WARNING: fsbench failed: $line"
+        local rate=${line##*files_per_s=}; rate=${rate%% *}
+        echo "RESULT name=fs_fsyncdir_j$j run=$1 size=4096 $line msgs_per_s=$rate accept_msgs_per_s=$rate" | emit
+    done
+    rm -rf "$dir"
+}
+
+# System calls per delivered message: strace -c -f attached to a running mh-serve (so its
+# start-up is not counted) while smtp-source sends STRACE_MSGS messages of 4 KiB.
+measure_syscalls() {
+    local before after n spid out=$WORK/strace.txt
+    start_serve
+    before=$(find "$SPOOL/domains" -path '*/new/*' -type f | wc -l)
+    strace -c -f -o "$out" -p "$SERVE_PID" 2>>"$WORK/strace.log" &
+    spid=$!
+    sleep 1         # strace attaches to every thread
+    smtp-source -s "$STRACE_SESSIONS" -m "$STRACE_MSGS" -l 4096 -N -f "$SENDER" -t "u@$DOMAIN" \
+        -M mhbench.client "127.0.0.1:$MH_SMTP_PORT" >/dev/null || log "WARNING: smtp-source failed"
+    after=$(find "$SPOOL/domains" -path '*/new/*' -type f | wc -l)
+    kill -INT "$spid"; wait "$spid" || true
+    stop_serve
+    n=$(( after - before ))
+    (( n > 0 )) || { log "WARNING: nothing delivered under strace"; return 0; }
+    # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall
+    awk -v n="$n" -v sess="$STRACE_SESSIONS" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+        printf "RESULT name=syscalls syscall=%s calls=%d per_msg=%.2f errors=%d msgs=%d sessions=%d ok=1\n",
+            $NF, $4, $4 / n, (NF == 6 ? $5 : 0), n, sess }
+        $NF == "total" { printf "RESULT name=syscalls_total calls=%d per_msg=%.1f msgs=%d sessions=%d ok=1\n", $4, $4 / n, n, sess }' \
+        "$out" | emit >/dev/null
+    echo "| syscall | calls per delivered message ($n msgs, $STRACE_SESSIONS sessions, 4 KiB) |" | emit
+    echo "| --- | --- |" | emit
+    grep '^RESULT name=syscalls ' "$RESULTS" | sed 's/.*syscall=\([^ ]*\).*per_msg=\([^ ]*\).*/\2 \1/' \
+        | sort -rn | head -15 | awk '{ printf "| %s | %s |\n", $2, $1 }' | emit
+    grep '^RESULT name=syscalls_total ' "$RESULTS" | sed 's/.*per_msg=\([^ ]*\).*/| (all) | \1 |/' | emit
+}
+
 size_tag() { if (( $1 % 1024 == 0 )); then echo "$(( $1 / 1024 ))k"; else echo "${1}b"; fi; }
 
 # Medians and their ratio (benchlib), then the ratio of each pair and their median. The
@@ -225,12 +280,24 @@ table() {
     local rows=() size s target tag
     for size in $SIZES; do
         for s in $SMTP_SESSIONS; do
-            tag=$(size_tag "$size"); target=; [ "$s" = 8 ] && target=">=2"
+            tag=$(size_tag "$size"); target=; [ "$s" != 1 ] && target=">=4"
             rows+=(--row "$tag c$s;mhserve_smtp_${tag}_c$s;postfix_smtp_${tag}_c$s;msgs_per_s;$target")
         done
     done
     "${BENCH[@]}" table --results "$RESULTS" --header-a "mh-serve msgs/s" --header-b "Postfix msgs/s" \
         "${rows[@]}" | emit
+    if want floor && [[ " $SIZES " == *" 4096 "* ]]; then
+        rows=()
+        for s in $SMTP_SESSIONS; do
+            local j=8 target=">=0.8"
+            [ "$s" = 1 ] && { j=1; target=">=0.9"; }
+            [[ " $FS_JOBS " == *" $j "* ]] || continue
+            rows+=(--row "4k c$s (delivered);mhserve_smtp_4k_c$s;fs_fsyncdir_j$j;msgs_per_s;$target")
+            rows+=(--row "4k c$s (at 250);mhserve_smtp_4k_c$s;fs_fsyncdir_j$j;accept_msgs_per_s;$target")
+        done
+        "${BENCH[@]}" table --results "$RESULTS" --header-a "mh-serve msgs/s" \
+            --header-b "floor files/s (fsync+dir, 1 writer for c1, else 8)" "${rows[@]}" | emit
+    fi
     awk '/^RESULT name=(postfix|mhserve)_smtp_/ {
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         side = (v["name"] ~ /^postfix/) ? "p" : "m"; cfg = v["name"]; sub(/^[a-z]+_smtp_/, "", cfg)
@@ -264,6 +331,9 @@ table() {
 [ -r "$BASELINE" ] || die "no harness at $BASELINE (set BASELINE)"
 trap cleanup EXIT
 build
+if want floor; then
+    cc -O2 -Wall -o "$OUT/fsbench" "$FSBENCH_SRC" || die "cannot build fsbench from $FSBENCH_SRC"
+fi
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "spool with $SMTP_MSGS accounts in $SPOOL"
 make_spool
@@ -274,13 +344,14 @@ for ((round = 1; round <= REPS; round++)); do
     for size in $SIZES; do
         for sessions in $SMTP_SESSIONS; do
             log "round $round/$REPS: $size bytes, $sessions sessions: Postfix, then mh-serve"
-            run_pair "$round" "$size" "$sessions"
+            want pairs && run_pair "$round" "$size" "$sessions"
         done
     done
+    want floor && { log "round $round/$REPS: fsbench floor"; run_floor "$round"; }
 done
-grep -q '^RESULT name=mhserve_smtp_.* ok=1' "$RESULTS" || die "no mh-serve SMTP results"
-log "memory: idle and $IDLE_CONNS idle connections"
-measure_memory
+want pairs && { grep -q '^RESULT name=mhserve_smtp_.* ok=1' "$RESULTS" || die "no mh-serve SMTP results"; }
+want memory && { log "memory: idle and $IDLE_CONNS idle connections"; measure_memory; }
+want syscalls && { log "syscalls: strace -c -f, $STRACE_MSGS messages"; measure_syscalls; }
 info "load_at_end=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
 table
 log "results in $RESULTS"
