@@ -50,6 +50,9 @@ class SpoolChecks(mhtest.SpoolTestCase):
                 continue
             if base in ("account.yaml", "domain.yaml"):
                 self.assertConfigComplete(rel)
+            elif base == "domainsize":  # the domain's usage record, made when usage is read
+                with open(self.path(rel)) as f:
+                    self.assertRegex(f.read(), r"^(-?\d+ -?\d+\n)+$", f"{rel} is torn")
             else:
                 self.assertEqual(base, "maildirsize", f"unexpected file {rel}")
                 self.assertGreater(os.path.getsize(self.path(rel)), 0, f"{rel} is empty")

@@ -80,13 +80,15 @@ class Race:
 
     def start_daemon(self, n):
         smtp, pop3 = free_port(), free_port()
+        # One shared mailhost.yaml; each daemon its own name and ports (SPEC §8 "Several
+        # daemons on one spool": a second daemon with the same name is refused).
         with open(os.path.join(self.spool, "mailhost.yaml"), "w") as f:
-            f.write(f'hostname: stress.test\nlisten: {{ smtp: "127.0.0.1:{smtp}", pop3: "127.0.0.1:{pop3}" }}\n'
-                    'trusted_networks: ["127.0.0.0/8"]\n')
+            f.write('hostname: stress.test\ntrusted_networks: ["127.0.0.0/8"]\n')
         log = os.path.join(self.work, f"mh-serve.{n}.log")
         with open(log, "wb") as err:
-            proc = subprocess.Popen([tool("mh-serve"), "--spool", self.spool], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc = subprocess.Popen([tool("mh-serve"), "--spool", self.spool, "--hostname", f"h{n}.stress.test",
+                                     "--listen", f"smtp=127.0.0.1:{smtp}", "--listen", f"pop3=127.0.0.1:{pop3}"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         want = [f"listening for smtp on 127.0.0.1:{smtp}", f"listening for pop3 on 127.0.0.1:{pop3}"]
         deadline = time.time() + 60
         while not all(w in read(log) for w in want):
