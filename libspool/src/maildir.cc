@@ -330,23 +330,53 @@ std::optional<std::string> Maildir::read_message(const MessageInfo& m) const {
 
 bool Maildir::remove(const MessageInfo& m) {
   FileLock lock = writer_lock();
+  const auto size = unlink_message(m);
+  if (!size) return false;
+  // Only the process whose unlink succeeded records the removal, so two purges
+  // racing for one message subtract it once.
+  const bool oversized = record(-static_cast<std::int64_t>(*size), -1);
+  lock.release();
+  if (oversized) shrink_maildirsize();
+  return true;
+}
+
+std::vector<Maildir::Removal> Maildir::remove_all(const std::vector<MessageInfo>& messages) {
+  std::vector<Removal> result(messages.size(), Removal::gone);
+  if (messages.empty()) return result;
+  FileLock lock = writer_lock();
+  std::int64_t bytes = 0;
+  std::int64_t count = 0;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    try {
+      if (const auto size = unlink_message(messages[i])) {
+        bytes += static_cast<std::int64_t>(*size);
+        ++count;
+        result[i] = Removal::removed;
+      }
+    } catch (const Error&) {
+      result[i] = Removal::failed;
+    }
+  }
+  // One line for the batch, after the unlinks: a crash in between over-counts, never
+  // under-counts. Only what this process unlinked is subtracted, as in remove().
+  const bool oversized = count > 0 && record(-bytes, -count);
+  lock.release();
+  if (oversized) shrink_maildirsize();
+  return result;
+}
+
+std::optional<std::uint64_t> Maildir::unlink_message(const MessageInfo& m) {
   MessageInfo current = m;
   for (int attempt = 0; attempt < 5; ++attempt) {
     const Folder f = current.in_new ? Folder::fresh : Folder::cur;
-    if (::unlinkat(required_fd(f), current.filename.c_str(), 0) == 0) {
-      // Only the process whose unlink succeeded records the removal, so two purges
-      // racing for one message subtract it once.
-      const bool oversized = record(-static_cast<std::int64_t>(current.size), -1);
-      lock.release();
-      if (oversized) shrink_maildirsize();
-      return true;
-    }
+    if (::unlinkat(required_fd(f), current.filename.c_str(), 0) == 0) return current.size;
     if (errno != ENOENT) throw_errno("cannot remove message", folder_path(f) / current.filename, errno);
+    // Moved new/ → cur/ (or flagged) since it was listed: find it again by UIDL.
     auto again = find(m.uidl);
-    if (!again) return false;
+    if (!again) return std::nullopt;
     current = *again;
   }
-  return false;
+  return std::nullopt;
 }
 
 bool Maildir::record(std::int64_t bytes, std::int64_t messages) {

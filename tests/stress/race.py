@@ -294,6 +294,12 @@ def main():
         race.run()
     except Exception as e:  # setup failed: report it as the one violation
         race.violations.append(f"{type(e).__name__}: {e}")
+    finally:
+        # A daemon started before the failure must not outlive the test.
+        for proc, _, _, _ in race.daemons:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     print(f"race: {DURATION:.0f}s run in {time.time() - started:.0f}s, work dir {work}")
     for what, n in sorted(race.stats.items()):
         print(f"  {what}: {n}")

@@ -158,6 +158,38 @@ TEST_CASE("remove keeps maildirsize exact and counts a message only once", "[mai
   CHECK(md.recalc() == md.usage());
 }
 
+TEST_CASE("remove_all unlinks many under one lock and records them in one line", "[maildir]") {
+  HandMaildir h;
+  h.put("new", "1700000001.M1P1Q1R1.h,S=100", 100);
+  h.put("new", "1700000002.M1P1Q2R1.h,S=250", 250);
+  h.put("cur", "1700000003.M1P1Q3R1.h,S=40:2,S", 40);
+  h.put("cur", "1700000004.M1P1Q4R1.h,S=7:2,S", 7);
+  Maildir md(h.dir);
+  REQUIRE(md.usage() == Usage{397, 4});
+  auto msgs = md.list();
+  REQUIRE(msgs.size() == 4);
+  // One was removed by someone else, one moved to cur/ since the listing.
+  REQUIRE(md.remove(msgs[3]));
+  fs::rename(h.dir / "new" / msgs[0].filename, h.dir / "cur" / (msgs[0].filename + ":2,RS"));
+  const auto outcome = md.remove_all({msgs[0], msgs[1], msgs[3]});
+  CHECK(outcome == std::vector<Maildir::Removal>{Maildir::Removal::removed, Maildir::Removal::removed,
+                                                 Maildir::Removal::gone});
+  CHECK(md.usage() == Usage{40, 1});
+  CHECK(md.recalc() == Usage{40, 1});
+  CHECK(md.remove_all({}).empty());
+}
+
+TEST_CASE("remove_all records the batch in one maildirsize line", "[maildir]") {
+  HandMaildir h;
+  h.put("new", "1700000001.M1P1Q1R1.h,S=100", 100);
+  h.put("new", "1700000002.M1P1Q2R1.h,S=250", 250);
+  Maildir md(h.dir);
+  REQUIRE(md.usage() == Usage{350, 2});
+  const auto before = read_text(h.dir / "maildirsize");
+  md.remove_all(md.list());
+  CHECK(read_text(h.dir / "maildirsize") == before + "-350 -2\n");
+}
+
 TEST_CASE("recalc equals the sum of the files and keeps the quota line", "[maildir]") {
   TempDir tmp;
   spool::create_maildir(tmp / "M", 12345);

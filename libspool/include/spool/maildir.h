@@ -81,6 +81,11 @@ public:
   // a crash in between over-counts, never under-counts. Returns false (and records
   // nothing) if it was already gone.
   bool remove(const MessageInfo& m);
+  // The same for many messages at once (POP3's UPDATE state): one writer lock, one
+  // unlinkat() per message through the open folders, one maildirsize line for all of
+  // them after the unlinks. Per message: removed now, already gone, or failed (I/O).
+  enum class Removal { removed, gone, failed };
+  std::vector<Removal> remove_all(const std::vector<MessageInfo>& messages);
 
   // From maildirsize (recalculated under lock if missing, unparsable or over 5120 bytes).
   Usage usage() const;
@@ -136,6 +141,9 @@ private:
   void write_recount(std::uint64_t quota, const Usage& total) const;
   enum class Appended { no_file, ok, oversized };
   Appended append_maildirsize(std::int64_t bytes, std::int64_t messages);
+  // Unlinks one message, found again by UIDL if it moved; its size, or nullopt when it
+  // is gone. Callers hold writer_lock().
+  std::optional<std::uint64_t> unlink_message(const MessageInfo& m);
   // The Maildir's own fd, or a folder's; -1 when it does not exist (opened on first use,
   // a missing one is tried again next time).
   int top_fd() const;

@@ -33,6 +33,14 @@ public:
   // afterwards (removed now, or already gone: the client's wish is fulfilled either
   // way); false when it could not be removed (I/O error). Never throws.
   virtual bool remove(std::size_t index) = 0;
+  // UPDATE state for every message the client deleted; how many could not be removed.
+  // A maildrop that can pay its lock and bookkeeping once for all of them overrides it.
+  virtual std::size_t remove_all(const std::vector<std::size_t>& indices) {
+    std::size_t failed = 0;
+    for (std::size_t i : indices)
+      if (!remove(i)) ++failed;
+    return failed;
+  }
 };
 
 // Another session holds the mailbox (RFC 2449 §8.1.2 [IN-USE]).

@@ -550,14 +550,14 @@ void Pop3Session::proceed_quit(const Command&, Output& out) {
 Output Pop3Session::update() {
   Output out;
   if (state_ != State::updating) return out;
+  std::vector<std::size_t> chosen;
+  for (std::size_t i = 0; i < deleted_.size(); ++i)
+    if (deleted_[i]) chosen.push_back(i);
   std::size_t failed = 0;
-  for (std::size_t i = 0; i < deleted_.size(); ++i) {
-    if (!deleted_[i]) continue;
-    try {
-      if (!maildrop_->remove(i)) ++failed;
-    } catch (const std::exception&) {
-      ++failed;
-    }
+  try {
+    failed = maildrop_->remove_all(chosen);
+  } catch (const std::exception&) {
+    failed = chosen.size();
   }
   logout(out, failed ? "quit, " + std::to_string(failed) + " removals failed" : "quit");
   if (failed) close_with(out, "-ERR [SYS/TEMP] Some deleted messages could not be removed.");

@@ -33,6 +33,7 @@ public:
   const std::vector<MaildropMessage>& messages() const override { return messages_; }
   std::optional<int> open(std::size_t index) override;
   bool remove(std::size_t index) override;
+  std::size_t remove_all(const std::vector<std::size_t>& indices) override;
 
 private:
   void lock_and_list();
