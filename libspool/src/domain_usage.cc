@@ -90,8 +90,7 @@ void DomainUsageWriter::add(std::int64_t bytes, std::int64_t messages) {
     drop();
     return;
   }
-  write_file_atomic(record, usage_line(static_cast<std::int64_t>(sum->bytes), static_cast<std::int64_t>(sum->messages)),
-                    0600);
+  write_file_atomic(record, usage_line(*sum), 0600);
 }
 
 void DomainUsageWriter::drop() {
@@ -107,9 +106,7 @@ Usage rebuild_domain_usage(const Layout& layout, const Domain& domain) {
     const DomainUsageWriter writer(layout, domain);
     const auto sum = sum_of_maildirs(layout, domain);
     if (!sum) continue;
-    write_file_atomic(layout.domain_usage_record(domain),
-                      usage_line(static_cast<std::int64_t>(sum->bytes), static_cast<std::int64_t>(sum->messages)),
-                      0600);
+    write_file_atomic(layout.domain_usage_record(domain), usage_line(*sum), 0600);
     return *sum;
   }
   throw Error(Errc::busy, "cannot add up the usage of " + domain.str() +

@@ -30,6 +30,20 @@ public:
   void add(std::int64_t bytes, std::int64_t messages);
   // The record can no longer be kept exact: remove it (rebuilt by the next reader).
   void drop();
+  // A Maildir's own record changing by (bytes, messages), made by `change`, mirrored here
+  // in the order that leaves both over-counting after a crash: a rise is added here first,
+  // a fall after. `change` returns false when the Maildir's record could not take it
+  // (missing): the difference is then unknown and this record is dropped.
+  template <typename Change>
+  void follow(std::int64_t bytes, std::int64_t messages, Change change) {
+    const bool rise = bytes > 0 || messages > 0;
+    if (rise) add(bytes, messages);
+    if (!change()) {
+      drop();
+      return;
+    }
+    if (!rise) add(bytes, messages);
+  }
 
 private:
   const Layout& layout_;

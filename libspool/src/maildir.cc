@@ -139,7 +139,7 @@ std::optional<ParsedSize> parse_maildirsize(std::string_view text) {
 }
 
 std::string maildirsize_text(std::uint64_t quota, const Usage& u) {
-  return std::to_string(quota) + "S\n" + std::to_string(u.bytes) + " " + std::to_string(u.messages) + "\n";
+  return std::to_string(quota) + "S\n" + detail::usage_line(u);
 }
 
 // The parsed maildirsize when it exists, is at most maildirsize_max_bytes and valid.
@@ -388,14 +388,11 @@ bool Maildir::record(std::int64_t bytes, std::int64_t messages) {
   }
   // The domain's lock serializes appends as well, and keeps the two files in step.
   detail::DomainUsageWriter domain(*dirs_->layout, *dirs_->quota_domain);
-  const bool adding = bytes > 0 || messages > 0;
-  if (adding) domain.add(bytes, messages);  // counted in the domain first: a crash over-counts
-  const Appended appended = append_maildirsize(bytes, messages);
-  if (appended == Appended::no_file) {
-    domain.drop();  // rebuilt later from files that hold this change: the delta is unknown
-    return false;
-  }
-  if (!adding) domain.add(bytes, messages);  // removed from the Maildir first, as above
+  Appended appended = Appended::no_file;
+  domain.follow(bytes, messages, [&] {
+    appended = append_maildirsize(bytes, messages);
+    return appended != Appended::no_file;
+  });
   return appended == Appended::oversized;
 }
 
@@ -473,24 +470,24 @@ Usage Maildir::rebuild_maildirsize(std::optional<std::uint64_t> quota_line) cons
   return total;
 }
 
-// The new maildirsize, and the change it makes mirrored in the domain's record in the
-// order that keeps both over-counting after a crash: a rise is counted in the domain
-// first, a fall after.
+// The new maildirsize, and the difference it makes mirrored in the domain's record.
 void Maildir::write_recount(std::uint64_t quota, const Usage& total) const {
-  if (!dirs_->quota_domain) {
+  const auto write = [&] {
     write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
+    return true;
+  };
+  if (!dirs_->quota_domain) {
+    write();
     return;
   }
   detail::DomainUsageWriter domain(*dirs_->layout, *dirs_->quota_domain);
   const auto before = recorded_usage();
   if (!before) domain.drop();  // what the domain counted for it is unknown
-  const std::int64_t bytes = before ? static_cast<std::int64_t>(total.bytes) - static_cast<std::int64_t>(before->bytes) : 0;
-  const std::int64_t messages =
-      before ? static_cast<std::int64_t>(total.messages) - static_cast<std::int64_t>(before->messages) : 0;
-  const bool rise = bytes > 0 || messages > 0;
-  if (rise) domain.add(bytes, messages);
-  write_file_atomic(maildirsize_path(), maildirsize_text(quota, total), 0600);
-  if (!rise) domain.add(bytes, messages);
+  const Usage was = before.value_or(total);
+  const auto diff = [](std::uint64_t now, std::uint64_t then) {
+    return static_cast<std::int64_t>(now) - static_cast<std::int64_t>(then);
+  };
+  domain.follow(diff(total.bytes, was.bytes), diff(total.messages, was.messages), write);
 }
 
 

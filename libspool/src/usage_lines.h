@@ -15,5 +15,8 @@ namespace spool::detail {
 std::optional<Usage> sum_usage_lines(std::string_view text);
 
 std::string usage_line(std::int64_t bytes, std::int64_t messages);
+inline std::string usage_line(const Usage& u) {
+  return usage_line(static_cast<std::int64_t>(u.bytes), static_cast<std::int64_t>(u.messages));
+}
 
 } // namespace spool::detail

@@ -9,6 +9,7 @@
 #include "store_fixture.h"
 
 namespace fs = std::filesystem;
+using mhtest::deliver_ok;
 using mhtest::message_of_size;
 using mhtest::read_text;
 using mhtest::StoreSpool;
@@ -16,11 +17,6 @@ using mhtest::write_text;
 using spool::Usage;
 
 namespace {
-
-void deliver_ok(const StoreSpool& s, const spool::Address& to, std::size_t size) {
-  auto out = spool::deliver_bytes(s.layout(), message_of_size(size), {to});
-  REQUIRE(out.at(0).status == spool::DeliveryOutcome::Status::delivered);
-}
 
 fs::path record_of(const StoreSpool& s, const spool::Domain& d) { return s.layout().domain_usage_record(d); }
 

@@ -7,21 +7,13 @@
 #include "store_fixture.h"
 
 namespace fs = std::filesystem;
+using mhtest::deliver_ok;
 using mhtest::message_of_size;
 using mhtest::read_text;
 using mhtest::StoreSpool;
 using mhtest::write_text;
 using spool::QuotaVerdict;
 using spool::Usage;
-
-namespace {
-
-void deliver_ok(const StoreSpool& s, const spool::Address& to, std::size_t size) {
-  auto out = spool::deliver_bytes(s.layout(), message_of_size(size), {to});
-  REQUIRE(out.at(0).status == spool::DeliveryOutcome::Status::delivered);
-}
-
-} // namespace
 
 TEST_CASE("domain usage sums accounts and list archives", "[quota]") {
   StoreSpool s;

@@ -123,4 +123,10 @@ private:
   spool::Layout layout_;
 };
 
+// One delivery through libspool that must succeed.
+inline void deliver_ok(const StoreSpool& s, const spool::Address& to, std::size_t size) {
+  auto out = spool::deliver_bytes(s.layout(), message_of_size(size), {to});
+  REQUIRE(out.at(0).status == spool::DeliveryOutcome::Status::delivered);
+}
+
 } // namespace mhtest
