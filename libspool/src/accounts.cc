@@ -128,9 +128,20 @@ std::vector<Domain> list_domains(const Layout& layout) {
   return out;
 }
 
+namespace {
+
+// The domain's directory by one walk from the root; Error(no_domain) when missing.
+DirFd find_domain_dir(const Layout& layout, const Domain& domain) {
+  DirFd dir = layout.find_dir(layout.domain_dir(domain));
+  if (!dir) throw Error(Errc::no_domain, "no such domain: " + domain.str());
+  return dir;
+}
+
+} // namespace
+
 DomainConfig read_domain(const Layout& layout, const Domain& domain) {
-  require_domain(layout, domain);
-  return load_domain_config(layout.domain_config(domain));
+  const DirFd dir = find_domain_dir(layout, domain);
+  return load_domain_config_at(dir.get(), layout.domain_config(domain));
 }
 
 void update_domain(const Layout& layout, const Domain& domain, const std::function<void(DomainConfig&)>& change) {
@@ -203,8 +214,11 @@ std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain)
 }
 
 AccountConfig read_account(const Layout& layout, const Address& address) {
-  require_account(layout, address);
-  return load_account_config(layout.account_config(address));
+  // Walked once to the domain and from there to the account: no_domain before no_account.
+  const DirFd domain = find_domain_dir(layout, address.domain());
+  const DirFd account = layout.find_dir(domain, layout.domain_dir(address.domain()), layout.account_dir(address));
+  if (!account) throw Error(Errc::no_account, "no such account: " + address.str());
+  return load_account_config_at(account.get(), layout.account_config(address));
 }
 
 void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change) {

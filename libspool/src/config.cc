@@ -90,11 +90,22 @@ DomainConfig parse_domain_config(const fs::path& file, const std::string& text) 
   return c;
 }
 
+// Shared by the path and the descriptor-relative loaders: one key space (the path).
+ParsedCache<DomainConfig>& domain_configs() {
+  static ParsedCache<DomainConfig> cache;
+  return cache;
+}
+
 } // namespace
 
 DomainConfig load_domain_config(const fs::path& file) {
-  static ParsedCache<DomainConfig> cache;
-  return cache.load(file, [&](const std::string& text) { return parse_domain_config(file, text); });
+  return load_domain_config_at(AT_FDCWD, file);
+}
+
+DomainConfig load_domain_config_at(int dir, const fs::path& file) {
+  const std::string name = dir == AT_FDCWD ? file.string() : file.filename().string();
+  return domain_configs().load_at(dir, name.c_str(), file,
+                                  [&](const std::string& text) { return parse_domain_config(file, text); });
 }
 
 void save_domain_config(const fs::path& file, const DomainConfig& c) {
@@ -131,8 +142,14 @@ AccountConfig parse_account_config(const fs::path& file, const std::string& text
 } // namespace
 
 AccountConfig load_account_config(const fs::path& file) {
+  return load_account_config_at(AT_FDCWD, file);
+}
+
+AccountConfig load_account_config_at(int dir, const fs::path& file) {
   static ParsedCache<AccountConfig> cache;
-  return cache.load(file, [&](const std::string& text) { return parse_account_config(file, text); });
+  const std::string name = dir == AT_FDCWD ? file.string() : file.filename().string();
+  return cache.load_at(dir, name.c_str(), file,
+                       [&](const std::string& text) { return parse_account_config(file, text); });
 }
 
 void save_account_config(const fs::path& file, const AccountConfig& c) {

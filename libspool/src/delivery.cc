@@ -33,10 +33,7 @@
 namespace spool {
 namespace {
 
-using detail::buffered_write;
-using detail::copy_contents;
 using detail::fsync_or_throw;
-using detail::write_buffer_size;
 
 constexpr std::size_t max_uidl_length = 70;
 
@@ -52,38 +49,6 @@ std::string random_hex() {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", r);
   return buf;
-}
-
-int open_tmp_file(const fs::path& p) {
-  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw_errno("cannot create", p, errno);
-  return fd;
-}
-
-// EXDEV fallback: a copy of `source` in the target Maildir's tmp/ (named `unique` there),
-// streamed and fsynced.
-void copy_into_tmp(const fs::path& source, const Maildir& target, const std::string& unique) {
-  const fs::path copy = target.tmp_dir() / unique;
-  int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) throw_errno("cannot open", source, errno);
-  int out = -1;
-  try {
-    out = ::openat(target.tmp_fd(), unique.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (out < 0) throw_errno("cannot create", copy, errno);
-    copy_contents(in, source, out, copy);
-    fsync_or_throw(out, copy);
-    int fd = out;
-    out = -1;
-    if (::close(fd) != 0) throw_errno("cannot close", copy, errno);
-  } catch (...) {
-    if (out >= 0) {
-      ::close(out);
-      ::unlinkat(target.tmp_fd(), unique.c_str(), 0);
-    }
-    ::close(in);
-    throw;
-  }
-  ::close(in);
 }
 
 std::string quota_refusal(QuotaVerdict v, const Address& a) {
@@ -108,13 +73,13 @@ public:
   // append under the domain's quota lock. Returns the link to make durable in phase 2.
   std::optional<Linked> link(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
     try {
-      if (!account_exists(layout_, rcpt)) {
+      return link_under_quota(rcpt, out, index);
+    } catch (const Error& e) {
+      if (e.code() == Errc::no_account || e.code() == Errc::no_domain) {
         out.status = DeliveryOutcome::Status::no_account;
         out.detail = "no such account: " + rcpt.str();
         return std::nullopt;
       }
-      return link_under_quota(rcpt, out, index);
-    } catch (const Error& e) {
       out.status = DeliveryOutcome::Status::failed_temporary;
       out.detail = e.what();
       return std::nullopt;
@@ -138,6 +103,10 @@ public:
 
 private:
   std::optional<Linked> link_under_quota(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
+    // Both files are read first: a missing account is no_account (read_account throws
+    // it), whatever the state of its Maildir. (A limit set while this delivery runs
+    // binds from the next one on, as if it came later.)
+    const QuotaLimits limits{read_domain(layout_, rcpt.domain()).quota, read_account(layout_, rcpt).quota};
     // The walk from the spool root: a symlink on the way to new/, or in place of cur/
     // (the mailbox is unavailable as a whole), fails here, before any lock, and the
     // recipient gets a temporary failure (SPEC §8: 451 4.3.0).
@@ -150,10 +119,7 @@ private:
         msg_.unique_name() + ",S=" + std::to_string(msg_.size()) + ",W=" + std::to_string(msg_.wire_size());
     // Under a limit, check + link + append are one step for every deliverer of the
     // domain, so racing deliveries can never both take the last free bytes. Without one
-    // there is nothing to race for: the Maildir's writer lock keeps maildirsize exact. (A
-    // limit set while this delivery runs binds from the next one on, as if it came later.)
-    // link() has just checked that the account exists: read both files directly.
-    const QuotaLimits limits{read_domain(layout_, rcpt.domain()).quota, read_account(layout_, rcpt).quota};
+    // there is nothing to race for: the Maildir's writer lock keeps maildirsize exact.
     FileLock quota_lock;
     if (limits.any()) {
       quota_lock = FileLock::acquire(layout_.quota_lock(rcpt.domain()));
@@ -185,18 +151,14 @@ private:
   // resumed list distribution), and then it is this very message, delivered before.
   bool link_into(const Maildir& md, const std::string& name) {
     const int new_fd = md.new_fd();
-    if (::linkat(AT_FDCWD, msg_.tmp_path().c_str(), new_fd, name.c_str(), 0) == 0) return true;
+    if (msg_.link_at(new_fd, name) == 0) return true;
     if (errno == EEXIST) return false;
     if (errno != EXDEV) throw_errno("cannot link message into", md.new_dir() / name, errno);
     // Another filesystem: the one copy per recipient maildir.5 would make anyway.
-    copy_into_tmp(msg_.tmp_path(), md, msg_.unique_name());
-    const char* copy = msg_.unique_name().c_str();
-    int rc = ::linkat(md.tmp_fd(), copy, new_fd, name.c_str(), 0);
-    int err = errno;
-    ::unlinkat(md.tmp_fd(), copy, 0);
-    if (rc != 0 && err == EEXIST) return false;
-    if (rc != 0) throw_errno("cannot link message into", md.new_dir() / name, err);
-    return true;
+    TmpFile copy = TmpFile::copy_of(msg_.tmp_path(), DirFd(::dup(md.tmp_fd())), md.tmp_dir(), msg_.unique_name());
+    if (::linkat(copy.dir_fd(), copy.name().c_str(), new_fd, name.c_str(), 0) == 0) return true;
+    if (errno == EEXIST) return false;
+    throw_errno("cannot link message into", md.new_dir() / name, errno);
   }
 
   // The link could not be made durable: take it back and uncount it.
@@ -249,12 +211,13 @@ std::string unique_maildir_name() {
 
 // --- PendingMessage ---
 
-PendingMessage PendingMessage::begin(const fs::path& maildir_for_tmp) {
+PendingMessage PendingMessage::begin(const Layout& layout, const fs::path& maildir) {
+  const fs::path tmp = maildir / "tmp";
+  DirFd dir = layout.open_dir(tmp);
+  if (!dir) throw_errno("cannot open directory", tmp, ENOENT);
   PendingMessage m;
   m.unique_ = unique_maildir_name();
-  m.tmp_path_ = maildir_for_tmp / "tmp" / m.unique_;
-  m.fd_ = open_tmp_file(m.tmp_path_);
-  m.buffer_.reserve(write_buffer_size);
+  m.file_ = TmpFile::create(std::move(dir), tmp, m.unique_);
   return m;
 }
 
@@ -262,53 +225,15 @@ PendingMessage PendingMessage::adopt(const fs::path& complete_file, std::string 
                                      std::uint64_t wire_size) {
   PendingMessage m;
   m.unique_ = std::move(unique);
-  m.tmp_path_ = complete_file;
-  m.size_ = size;
+  m.adopted_ = complete_file;
+  m.adopted_size_ = size;
   m.bare_lfs_ = wire_size >= size ? wire_size - size : 0;
   m.finished_ = true;
-  m.owns_file_ = false;
   return m;
 }
 
-PendingMessage::PendingMessage(PendingMessage&& o) noexcept
-    : tmp_path_(std::move(o.tmp_path_)), unique_(std::move(o.unique_)), buffer_(std::move(o.buffer_)),
-      size_(o.size_), bare_lfs_(o.bare_lfs_), last_was_cr_(o.last_was_cr_), fd_(o.fd_), finished_(o.finished_),
-      owns_file_(o.owns_file_) {
-  o.fd_ = -1;
-  o.tmp_path_.clear();
-}
-
-PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
-  if (this != &o) {
-    abort();
-    tmp_path_ = std::move(o.tmp_path_);
-    unique_ = std::move(o.unique_);
-    buffer_ = std::move(o.buffer_);
-    size_ = o.size_;
-    bare_lfs_ = o.bare_lfs_;
-    last_was_cr_ = o.last_was_cr_;
-    fd_ = o.fd_;
-    finished_ = o.finished_;
-    owns_file_ = o.owns_file_;
-    o.fd_ = -1;
-    o.tmp_path_.clear();
-  }
-  return *this;
-}
-
-PendingMessage::~PendingMessage() { abort(); }
-
-void PendingMessage::abort() noexcept {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  if (!tmp_path_.empty() && owns_file_) ::unlink(tmp_path_.c_str());
-  tmp_path_.clear();
-  buffer_.clear();
-}
-
 void PendingMessage::append(std::string_view bytes) {
-  if (fd_ < 0 || finished_) throw Error(Errc::other, "message is no longer open for writing");
-  size_ += bytes.size();
+  if (finished_) throw Error(Errc::other, "message is no longer open for writing");
   // Every byte passes here once, so the CRLF size (",W=") costs one scan of memory that
   // is hot anyway. memchr-speed: find() jumps from LF to LF.
   for (std::size_t lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
@@ -316,44 +241,28 @@ void PendingMessage::append(std::string_view bytes) {
     if (!after_cr) ++bare_lfs_;
   }
   if (!bytes.empty()) last_was_cr_ = bytes.back() == '\r';
-  try {
-    buffered_write(fd_, buffer_, bytes, tmp_path_);
-  } catch (...) {
-    abort();  // disk full: nothing may stay behind in tmp/
-    throw;
-  }
+  file_.append(bytes);
 }
 
 int PendingMessage::open_for_reading() {
-  if (tmp_path_.empty()) throw Error(Errc::other, "message was aborted");
-  if (!finished_) flush_buffer();
-  const int fd = ::open(tmp_path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open", tmp_path_, errno);
-  return fd;
+  if (!adopted_.empty()) {
+    const int fd = ::open(adopted_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw_errno("cannot open", adopted_, errno);
+    return fd;
+  }
+  return file_.open_for_reading();
 }
 
-void PendingMessage::flush_buffer() {
-  try {
-    detail::flush_buffer(fd_, buffer_, tmp_path_);
-  } catch (...) {
-    abort();  // disk full: nothing may stay behind in tmp/
-    throw;
-  }
+int PendingMessage::link_at(int dir, const std::string& name) const noexcept {
+  if (!adopted_.empty()) return ::linkat(AT_FDCWD, adopted_.c_str(), dir, name.c_str(), 0);
+  return ::linkat(file_.dir_fd(), file_.name().c_str(), dir, name.c_str(), 0);
 }
 
 void PendingMessage::finish() {
   if (finished_) return;
-  if (fd_ < 0) throw Error(Errc::other, "message was aborted");
-  flush_buffer();
-  try {
-    fsync_or_throw(fd_, tmp_path_);
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw_errno("cannot close", tmp_path_, errno); // NFS reports errors here
-  } catch (...) {
-    abort();
-    throw;
-  }
+  if (!file_.named()) throw Error(Errc::other, "message was aborted");
+  file_.sync();
+  file_.close();
   finished_ = true;
 }
 
@@ -384,8 +293,7 @@ std::vector<DeliveryOutcome> deliver_bytes(const Layout& layout, std::string_vie
                                            const std::vector<Address>& recipients) {
   for (const Address& rcpt : recipients) {
     if (!account_exists(layout, rcpt)) continue;
-    layout.verify_no_symlinks(layout.maildir(rcpt) / "tmp");
-    PendingMessage msg = PendingMessage::begin(layout.maildir(rcpt));
+    PendingMessage msg = PendingMessage::begin(layout, layout.maildir(rcpt));
     msg.append(message);
     return deliver(layout, msg, recipients);
   }

@@ -45,7 +45,12 @@ void copy_contents(int in, const std::filesystem::path& source, int out, const s
 }
 
 Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st, std::optional<Errc> not_regular) {
-  Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  return open_regular_for_reading_at(AT_FDCWD, file.c_str(), file, st, not_regular);
+}
+
+Fd open_regular_for_reading_at(int dir, const char* name, const std::filesystem::path& file, struct stat& st,
+                               std::optional<Errc> not_regular) {
+  Fd fd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     if (errno == ENOENT) return fd;
     if (errno == ELOOP) throw Error::planted("refusing to read symlink " + file.string());

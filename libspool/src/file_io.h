@@ -46,6 +46,10 @@ private:
 // not exist. `st` receives its fstat().
 Fd open_regular_for_reading(const std::filesystem::path& file, struct stat& st,
                             std::optional<Errc> not_regular = std::nullopt);
+// The same for `name` in the open directory `dir` (AT_FDCWD: a path); `file` names it
+// in errors.
+Fd open_regular_for_reading_at(int dir, const char* name, const std::filesystem::path& file, struct stat& st,
+                               std::optional<Errc> not_regular = std::nullopt);
 // The same, for a directory entry that is only wanted if it is a real file (an archived
 // post): an Fd of -1 for a file that is gone, a symlink or anything not regular.
 Fd open_regular_or_skip(const std::filesystem::path& file, struct stat& st);

@@ -363,8 +363,7 @@ private:
 
   void store_tagged(const std::string& tag, const std::vector<Address>& group) {
     try {
-      layout_.verify_no_symlinks(layout_.maildir(group.front()) / "tmp");
-      PendingMessage copy = PendingMessage::begin(layout_.maildir(group.front()));
+      PendingMessage copy = PendingMessage::begin(layout_, layout_.maildir(group.front()));
       copy.append(file_->read(0, static_cast<std::size_t>(trace_size_)));
       copy.append("X-Spam-Flag: YES\n");
       if (!spam_status_.empty()) copy.append("X-Spam-Status: Yes, " + spam_status_ + "\n");

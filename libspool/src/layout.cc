@@ -146,6 +146,27 @@ DirFd Layout::open_dir(const fs::path& p) const {
   explain_walk_failure(root_, rel, errno);
 }
 
+namespace {
+
+DirFd find_dir_at(int from, const fs::path& from_path, const fs::path& p) {
+  const fs::path rel = relative_to_root(p, from_path);
+  DirFd fd(open_beneath(from, rel, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (fd || errno == ENOENT || errno == ENOTDIR) return fd;
+  explain_walk_failure(from_path, rel, errno);
+}
+
+} // namespace
+
+DirFd Layout::find_dir(const fs::path& p) const {
+  const int root = root_fd();
+  if (root < 0) return DirFd();
+  return find_dir_at(root, root_, p);
+}
+
+DirFd Layout::find_dir(const DirFd& from, const fs::path& from_path, const fs::path& p) const {
+  return find_dir_at(from.get(), from_path, p);
+}
+
 std::optional<Domain> Layout::quota_domain_of(const fs::path& maildir) const {
   const fs::path rel = maildir.lexically_relative(domains_dir());
   std::vector<std::string> parts;

@@ -261,8 +261,7 @@ private:
   // mail instead when the domain is full.
   std::optional<ListMailResult> archive(const Job& job, const fs::path& archived, std::optional<std::uint64_t>& wire) {
     const fs::path dir = layout_.list_archive(list_);
-    layout_.verify_no_symlinks(dir / "tmp");
-    PendingMessage msg = PendingMessage::begin(dir);
+    PendingMessage msg = PendingMessage::begin(layout_, dir);
     ListPostHeaders h;
     h.list_name = list_.local().str();
     h.list_address = list_.str();
@@ -368,7 +367,7 @@ private:
   void queue_entry(const std::string& id, const fs::path& archived, const std::vector<std::string>& recipients) {
     struct stat st;
     if (::lstat((layout_.queue_dir() / (id + ".env")).c_str(), &st) == 0) return;  // queued before a crash
-    PendingMessage copy = PendingMessage::begin(layout_.list_archive(list_));
+    PendingMessage copy = PendingMessage::begin(layout_, layout_.list_archive(list_));
     const detail::Fd fd = detail::open_regular_for_reading(archived, st);
     for_each_chunk(fd.get(), 0, static_cast<std::uint64_t>(st.st_size), [&](std::string_view chunk) { copy.append(chunk); });
     copy.finish();

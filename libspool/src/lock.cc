@@ -53,9 +53,16 @@ private:
 
 namespace {
 
-int open_lock_file(const std::filesystem::path& p) {
-  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
-  if (fd < 0) throw_errno("cannot open lock file", p, errno);
+// `name` in `dir`; AT_FDCWD with the whole path as the name for a lock found by path.
+struct LockFile {
+  int dir;
+  const char* name;
+  const std::filesystem::path& path;
+};
+
+int open_lock_file(const LockFile& f) {
+  int fd = ::openat(f.dir, f.name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) throw_errno("cannot open lock file", f.path, errno);
   return fd;
 }
 
@@ -70,7 +77,7 @@ LockGate* gate_for(const std::filesystem::path& p) {
   return slot.get();
 }
 
-int try_flock(const std::filesystem::path& lock_file, FileLock::Mode mode) {
+int try_flock(const LockFile& lock_file, FileLock::Mode mode) {
   int fd = open_lock_file(lock_file);
   int op = (mode == FileLock::Mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
   while (::flock(fd, op) != 0) {
@@ -78,7 +85,7 @@ int try_flock(const std::filesystem::path& lock_file, FileLock::Mode mode) {
     int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) return -1;
-    throw_errno("cannot lock", lock_file, err);
+    throw_errno("cannot lock", lock_file.path, err);
   }
   return fd;
 }
@@ -129,7 +136,7 @@ FileLock FileLock::try_acquire(const std::filesystem::path& lock_file, Mode mode
   }
   int fd = -1;
   try {
-    fd = try_flock(lock_file, mode);
+    fd = try_flock({AT_FDCWD, lock_file.c_str(), lock_file}, mode);
   } catch (...) {
     if (gate) gate->release();
     throw;
@@ -143,6 +150,13 @@ FileLock FileLock::try_acquire(const std::filesystem::path& lock_file, Mode mode
 
 FileLock FileLock::acquire(const std::filesystem::path& lock_file, Mode mode,
                            std::chrono::milliseconds timeout) {
+  return acquire_at(AT_FDCWD, lock_file, mode, timeout);
+}
+
+FileLock FileLock::acquire_at(int dir, const std::filesystem::path& lock_file, Mode mode,
+                              std::chrono::milliseconds timeout) {
+  const std::string name = dir == AT_FDCWD ? lock_file.string() : lock_file.filename().string();
+  const LockFile file{dir, name.c_str(), lock_file};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   LockGate* gate = nullptr;
   if (mode == Mode::exclusive) {
@@ -153,7 +167,7 @@ FileLock FileLock::acquire(const std::filesystem::path& lock_file, Mode mode,
   FileLock held(-1, gate);
   auto pause = std::chrono::microseconds(200);
   for (;;) {
-    held.fd_ = try_flock(lock_file, mode);
+    held.fd_ = try_flock(file, mode);
     if (held.fd_ >= 0) return held;
     if (std::chrono::steady_clock::now() >= deadline) busy(lock_file, timeout);
     std::this_thread::sleep_for(pause);

@@ -253,7 +253,12 @@ std::optional<std::string> Maildir::read_maildirsize() const {
   return detail::read_at_most(fd.get(), maildirsize_read_limit, maildirsize_path());
 }
 
-FileLock Maildir::writer_lock() const { return FileLock::acquire(lock_path(), FileLock::Mode::shared); }
+FileLock Maildir::writer_lock() const {
+  // Relative to the open Maildir: the lock file is the Maildir's own, wherever it is.
+  const int top = top_fd();
+  if (top < 0) return FileLock::acquire(lock_path(), FileLock::Mode::shared);  // reports the missing Maildir
+  return FileLock::acquire_at(top, lock_path(), FileLock::Mode::shared);
+}
 
 std::vector<MessageInfo> Maildir::list() const {
   std::vector<MessageInfo> out;

@@ -34,11 +34,6 @@
 namespace spool {
 namespace {
 
-using detail::buffered_write;
-using detail::copy_contents;
-using detail::fsync_or_throw;
-using detail::write_buffer_size;
-
 constexpr std::size_t max_value_length = 998;  // RFC 5322's line limit; addresses are ≤ 254
 
 fs::path tmp_dir(const Layout& l) { return l.queue_dir() / "tmp"; }
@@ -61,37 +56,12 @@ void ensure_tmp_dir(const Layout& layout) {
 }
 
 // Creates tmp/<id> exclusively and locks it (nobody else can know the name yet).
-int create_locked(const fs::path& p) {
-  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw_errno("cannot create", p, errno);
-  if (!try_lock(fd)) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(p.c_str());
-    throw_errno("cannot lock", p, err);
-  }
-  return fd;
-}
-
-// Copies `source` into a new locked tmp/ file (link across file systems is impossible).
-int copy_locked(const fs::path& source, const fs::path& target) {
-  int in = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) throw_errno("cannot open", source, errno);
-  int out = -1;
-  try {
-    out = create_locked(target);
-    copy_contents(in, source, out, target);
-    fsync_or_throw(out, target);
-  } catch (...) {
-    if (out >= 0) {
-      ::close(out);
-      ::unlink(target.c_str());
-    }
-    ::close(in);
-    throw;
-  }
-  ::close(in);
-  return out;
+TmpFile create_locked(const Layout& layout, const std::string& id) {
+  DirFd dir = layout.open_dir(tmp_dir(layout));
+  if (!dir) throw_errno("cannot open directory", tmp_dir(layout), ENOENT);
+  TmpFile file = TmpFile::create(std::move(dir), tmp_dir(layout), id);
+  if (!try_lock(file.fd())) throw_errno("cannot lock", file.path(), errno);  // the destructor removes it
+  return file;
 }
 
 using detail::DirEntry;
@@ -276,9 +246,7 @@ QueueMessage QueueMessage::begin(const Layout& layout, std::string id) {
   QueueMessage m;
   m.layout_ = &layout;
   m.id_ = id.empty() ? new_queue_id() : std::move(id);
-  m.tmp_path_ = tmp_dir(layout) / m.id_;
-  m.fd_ = create_locked(m.tmp_path_);
-  m.buffer_.reserve(write_buffer_size);
+  m.file_ = create_locked(layout, m.id_);
   return m;
 }
 
@@ -289,21 +257,20 @@ QueueMessage QueueMessage::adopt(const Layout& layout, const fs::path& complete_
   m.layout_ = &layout;
   m.id_ = id.empty() ? new_queue_id() : std::move(id);
   m.adopted_ = complete_file;
-  m.fd_ = ::open(complete_file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (m.fd_ < 0) throw_errno("cannot open", complete_file, errno);
+  m.lock_fd_ = ::open(complete_file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (m.lock_fd_ < 0) throw_errno("cannot open", complete_file, errno);
   // Lock before the file gets its queue name, so no runner or sweep can take it first.
-  if (!try_lock(m.fd_)) throw_errno("cannot lock", complete_file, errno);
+  if (!try_lock(m.lock_fd_)) throw_errno("cannot lock", complete_file, errno);
   struct stat st;
-  if (::fstat(m.fd_, &st) != 0) throw_errno("cannot inspect", complete_file, errno);
-  m.size_ = static_cast<std::uint64_t>(st.st_size);
+  if (::fstat(m.lock_fd_, &st) != 0) throw_errno("cannot inspect", complete_file, errno);
+  m.adopted_size_ = static_cast<std::uint64_t>(st.st_size);
   return m;
 }
 
 QueueMessage::QueueMessage(QueueMessage&& o) noexcept
-    : layout_(o.layout_), id_(std::move(o.id_)), tmp_path_(std::move(o.tmp_path_)), adopted_(std::move(o.adopted_)),
-      buffer_(std::move(o.buffer_)), size_(o.size_), fd_(o.fd_), committed_(o.committed_) {
-  o.fd_ = -1;
-  o.tmp_path_.clear();
+    : layout_(o.layout_), id_(std::move(o.id_)), file_(std::move(o.file_)), adopted_(std::move(o.adopted_)),
+      adopted_size_(o.adopted_size_), lock_fd_(o.lock_fd_), committed_(o.committed_) {
+  o.lock_fd_ = -1;
   o.committed_ = true;  // the moved-from object owns nothing to abort
 }
 
@@ -313,14 +280,12 @@ QueueMessage& QueueMessage::operator=(QueueMessage&& o) noexcept {
     release();
     layout_ = o.layout_;
     id_ = std::move(o.id_);
-    tmp_path_ = std::move(o.tmp_path_);
+    file_ = std::move(o.file_);
     adopted_ = std::move(o.adopted_);
-    buffer_ = std::move(o.buffer_);
-    size_ = o.size_;
-    fd_ = o.fd_;
+    adopted_size_ = o.adopted_size_;
+    lock_fd_ = o.lock_fd_;
     committed_ = o.committed_;
-    o.fd_ = -1;
-    o.tmp_path_.clear();
+    o.lock_fd_ = -1;
     o.committed_ = true;
   }
   return *this;
@@ -332,45 +297,30 @@ QueueMessage::~QueueMessage() {
 }
 
 void QueueMessage::abort() noexcept {
-  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
-  tmp_path_.clear();
-  buffer_.clear();
-  close_fd(fd_);
+  file_.discard();
+  close_fd(lock_fd_);
 }
 
-void QueueMessage::release() noexcept { close_fd(fd_); }
+void QueueMessage::release() noexcept {
+  file_.discard();  // committed: the tmp name is gone already; this closes the descriptor
+  close_fd(lock_fd_);
+}
 
 void QueueMessage::append(std::string_view bytes) {
-  if (fd_ < 0 || committed_ || !adopted_.empty()) throw Error(Errc::other, "queue message is not open for writing");
-  size_ += bytes.size();
-  try {
-    buffered_write(fd_, buffer_, bytes, tmp_path_);
-  } catch (...) {
-    abort();  // disk full: nothing may stay behind in tmp/
-    throw;
-  }
+  if (file_.fd() < 0 || committed_ || !adopted_.empty()) throw Error(Errc::other, "queue message is not open for writing");
+  file_.append(bytes);  // a full disk discards the file: nothing stays behind in tmp/
 }
 
 int QueueMessage::open_for_reading() {
-  if (fd_ < 0) throw Error(Errc::other, "queue message was aborted");
-  const fs::path& file = adopted_.empty() ? tmp_path_ : adopted_;
-  if (adopted_.empty() && !committed_) flush_buffer();
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open", file, errno);
+  if (lock_fd() < 0) throw Error(Errc::other, "queue message was aborted");
+  if (adopted_.empty()) return file_.open_for_reading();
+  const int fd = ::open(adopted_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open", adopted_, errno);
   return fd;
 }
 
-void QueueMessage::flush_buffer() {
-  try {
-    detail::flush_buffer(fd_, buffer_, tmp_path_);
-  } catch (...) {
-    abort();  // disk full: nothing may stay behind in tmp/
-    throw;
-  }
-}
-
 void QueueMessage::commit(QueueEnvelope envelope) {
-  if (committed_ || fd_ < 0) throw Error(Errc::other, "queue message was already committed or aborted");
+  if (committed_ || lock_fd() < 0) throw Error(Errc::other, "queue message was already committed or aborted");
   envelope.id = id_;
   try {
     check_envelope(envelope);
@@ -383,25 +333,27 @@ void QueueMessage::commit(QueueEnvelope envelope) {
   bool linked = false;
   try {
     if (adopted_.empty()) {
-      flush_buffer();
-      fsync_or_throw(fd_, tmp_path_);
+      file_.sync();
     } else if (::link(adopted_.c_str(), msg.c_str()) == 0) {
       linked = true;  // the adopted file was fsynced by its writer (PendingMessage::finish)
     } else if (errno == EXDEV) {
       // Another file system: our own copy, locked, then on as if streamed here.
-      tmp_path_ = tmp_dir(*layout_) / id_;
-      int copy = copy_locked(adopted_, tmp_path_);
-      close_fd(fd_);
-      fd_ = copy;
+      DirFd dir = layout_->open_dir(tmp_dir(*layout_));
+      if (!dir) throw_errno("cannot open directory", tmp_dir(*layout_), ENOENT);
+      file_ = TmpFile::copy_of(adopted_, std::move(dir), tmp_dir(*layout_), id_);
+      if (!try_lock(file_.fd())) throw_errno("cannot lock", file_.path(), errno);
+      close_fd(lock_fd_);
+      adopted_.clear();
     } else {
       throw_errno("cannot link message into", msg, errno);
     }
     if (!linked) {
       // link, not rename: an existing entry of the same id is never replaced.
-      if (::link(tmp_path_.c_str(), msg.c_str()) != 0) throw_errno("cannot link message into", msg, errno);
+      if (::linkat(file_.dir_fd(), file_.name().c_str(), AT_FDCWD, msg.c_str(), 0) != 0)
+        throw_errno("cannot link message into", msg, errno);
       linked = true;
-      ::unlink(tmp_path_.c_str());
-      tmp_path_.clear();
+      file_.unlink();
+      lock_fd_ = file_.release_fd();  // the lock stays with the entry
     }
     // The commit point: temp + fsync + rename + fsync of queue/, which also makes the
     // .msg link above durable (same directory).
@@ -415,7 +367,7 @@ void QueueMessage::commit(QueueEnvelope envelope) {
 }
 
 bool QueueMessage::withdraw() noexcept {
-  if (!committed_ || fd_ < 0 || !layout_) return false;  // only the lock holder may
+  if (!committed_ || lock_fd() < 0 || !layout_) return false;  // only the lock holder may
   const fs::path env = env_path(*layout_, id_);
   if (::unlink(env.c_str()) != 0 && errno != ENOENT) return false;
   ::unlink(msg_path(*layout_, id_).c_str());

@@ -22,6 +22,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -63,15 +64,25 @@ inline FileIdentity identity_of(const struct stat& st) {
 // (bad_config). `identity` receives the identity of the file read.
 // `limit` is a whole number of MiB (a list's members file is allowed 16).
 inline std::optional<std::string> read_small_file_if_exists(const std::filesystem::path& file, FileIdentity* identity,
-                                                            std::size_t limit = max_small_file) {
+                                                            std::size_t limit = max_small_file);
+// The same for `name` in the open directory `dir` (AT_FDCWD: a path); `file` names it.
+inline std::optional<std::string> read_small_file_if_exists_at(int dir, const char* name,
+                                                               const std::filesystem::path& file,
+                                                               FileIdentity* identity,
+                                                               std::size_t limit = max_small_file) {
   struct stat st;
-  const Fd fd = open_regular_for_reading(file, st, Errc::bad_config);
+  const Fd fd = open_regular_for_reading_at(dir, name, file, st, Errc::bad_config);
   if (fd.get() < 0) return std::nullopt;
   if (static_cast<std::uint64_t>(st.st_size) > limit) throw_too_large(file, std::to_string(st.st_size), limit);
   std::string text = read_at_most(fd.get(), limit, file);
   if (text.size() > limit) throw_too_large(file, "over " + std::to_string(limit), limit);
   if (identity) *identity = identity_of(st);
   return text;
+}
+
+inline std::optional<std::string> read_small_file_if_exists(const std::filesystem::path& file, FileIdentity* identity,
+                                                            std::size_t limit) {
+  return read_small_file_if_exists_at(AT_FDCWD, file.c_str(), file, identity, limit);
 }
 
 // Where a quoted scalar starting at `open` (a ' or ") ends: the offset just past its
@@ -332,10 +343,18 @@ class ParsedCache {
 public:
   template <typename Parse>
   Config load(const std::filesystem::path& file, Parse parse, std::string_view variant = {}) {
+    return load_at(AT_FDCWD, file.c_str(), file, parse, variant);
+  }
+
+  // As load(), for `name` in the open directory `dir` (`file` names it in errors and is
+  // the cache key): one lookup below a descriptor the caller walked to, not a path walk.
+  template <typename Parse>
+  Config load_at(int dir, const char* name, const std::filesystem::path& file, Parse parse,
+                 std::string_view variant = {}) {
     const std::string key = key_of(file, variant);
-    if (auto hit = unchanged(file, key)) return std::move(*hit);
+    if (auto hit = unchanged(dir, name, key)) return std::move(*hit);
     FileIdentity identity;
-    const std::optional<std::string> text = read_small_file_if_exists(file, &identity);
+    const std::optional<std::string> text = read_small_file_if_exists_at(dir, name, file, &identity);
     if (!text) throw_errno("cannot open", file, ENOENT);
     return lookup_or_parse(key, identity, *text, parse);
   }
@@ -344,9 +363,12 @@ public:
   template <typename Parse>
   std::optional<Config> load_if_exists(const std::filesystem::path& file, Parse parse, std::string_view variant = {}) {
     const std::string key = key_of(file, variant);
-    if (auto hit = unchanged(file, key)) return hit;
+    bool missing = false;
+    if (auto hit = unchanged(AT_FDCWD, file.c_str(), key, &missing)) return hit;
     FileIdentity identity;
-    const std::optional<std::string> text = read_small_file_if_exists(file, &identity);
+    // The lstat() that found nothing is the answer: no second lookup to be told again.
+    const std::optional<std::string> text =
+        missing ? std::nullopt : read_small_file_if_exists(file, &identity);
     if (!text) {
       std::lock_guard guard(mutex_);
       entries_.erase(key);
@@ -365,10 +387,15 @@ private:
   // The cached config when lstat() shows the very file that was parsed (spool files are
   // replaced by rename, so an equal identity is equal content): one system call instead
   // of open, fstat, read and close at every delivery. Anything else — a new file, a
-  // symlink, an error — goes the reading way, which reports it.
-  std::optional<Config> unchanged(const std::filesystem::path& file, const std::string& key) {
+  // symlink, an error — goes the reading way, which reports it. `missing` (if given) is
+  // set when the file does not exist.
+  std::optional<Config> unchanged(int dir, const char* name, const std::string& key, bool* missing = nullptr) {
     struct stat st;
-    if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (missing && errno == ENOENT) *missing = true;
+      return std::nullopt;
+    }
+    if (!S_ISREG(st.st_mode)) return std::nullopt;
     const FileIdentity identity = identity_of(st);
     std::lock_guard guard(mutex_);
     auto it = entries_.find(key);

@@ -51,7 +51,7 @@ std::vector<spool::DeliveryOutcome> deliver_stdin(const spool::Layout& layout,
                                                   const std::vector<spool::Address>& rcpts) {
   for (const auto& r : rcpts) {
     if (!spool::account_exists(layout, r)) continue;
-    auto pending = spool::PendingMessage::begin(layout.maildir(r));
+    auto pending = spool::PendingMessage::begin(layout, layout.maildir(r));
     char buf[4096];
     for (;;) {
       ssize_t n = ::read(0, buf, sizeof buf);

@@ -185,7 +185,7 @@ TEST_CASE("a pending message is invisible until delivered and gone when aborted"
   const fs::path md = s.layout().maildir(a);
   std::string expected;
   {
-    auto pending = spool::PendingMessage::begin(md);
+    auto pending = spool::PendingMessage::begin(s.layout(), md);
     // Many small pieces and one larger than the buffer: streamed, never held whole.
     for (int i = 0; i < 5000; ++i) {
       std::string line = "line " + std::to_string(i) + "\n";
@@ -206,14 +206,14 @@ TEST_CASE("a pending message is invisible until delivered and gone when aborted"
     CHECK(*s.maildir(a).read_message(s.maildir(a).list().at(0)) == expected);
   }
   {
-    auto pending = spool::PendingMessage::begin(md);
+    auto pending = spool::PendingMessage::begin(s.layout(), md);
     pending.append("abandoned");
     CHECK(files_in(md / "tmp").size() == 1);
     pending.abort();
     CHECK(files_in(md / "tmp").empty());
   }
   {
-    auto pending = spool::PendingMessage::begin(md);
+    auto pending = spool::PendingMessage::begin(s.layout(), md);
     pending.append("dropped by the destructor");
   }
   CHECK(files_in(md / "tmp").empty());
@@ -409,7 +409,7 @@ TEST_CASE("no space for the maildirsize line: the link is taken back (root only:
   REQUIRE(page.size() == 4096);
   mhtest::write_text(md / "maildirsize", page);
 
-  auto pending = spool::PendingMessage::begin(md);
+  auto pending = spool::PendingMessage::begin(s.layout(), md);
   pending.append(message_of_size(3000));
   pending.finish(); // data on disk before the disk fills up
   {

@@ -72,7 +72,7 @@ std::string message(const std::string& extra_header = "", const std::string& sub
 std::vector<FilteredOutcome> deliver(const StoreSpool& s, const std::string& trace, const std::string& msg,
                                      const std::vector<Address>& rcpts, const std::string& sender,
                                      const FilterServices& services = {}, std::int64_t now = t0) {
-  auto pending = spool::PendingMessage::begin(s.layout().maildir(rcpts.front()));
+  auto pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(rcpts.front()));
   pending.append(trace);
   pending.append(msg);
   return spool::deliver_filtered(s.layout(), pending, trace.size(), rcpts, sender, services, now);
@@ -230,7 +230,7 @@ TEST_CASE("filtered delivery: without any filters.yaml it is exactly deliver()",
   Services sv;
   const auto out = deliver(s, trace, msg, {alice, bob}, "s@x.example", sv.svc);
   // The reference: the same bytes through the plain path.
-  auto pending = spool::PendingMessage::begin(s.layout().maildir(carol));
+  auto pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(carol));
   pending.append(trace + msg);
   const auto plain = spool::deliver(s.layout(), pending, {carol});
 

@@ -74,7 +74,7 @@ TEST_CASE("delivery names the file with S= and W= (CRLF size)", "[maildir][wire]
 TEST_CASE("a CR LF pair split between two appends is not counted as a bare LF", "[maildir][wire][delivery]") {
   StoreSpool s;
   auto a = s.account("bob@example.com");
-  auto pending = spool::PendingMessage::begin(s.layout().maildir(a));
+  auto pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(a));
   pending.append("A: 1\r");
   pending.append("\nB: 2\n");  // one CRLF (split), one bare LF
   pending.append("\n");        // blank line: bare LF
@@ -93,7 +93,7 @@ TEST_CASE("a large message streamed in pieces gets the exact W=", "[maildir][wir
   auto a = s.account("carol@example.com");
   std::string msg = "Subject: big\n\n";
   while (msg.size() < 300000) msg += (msg.size() % 3) ? "a line of text\n" : "a CRLF line\r\n";
-  auto pending = spool::PendingMessage::begin(s.layout().maildir(a));
+  auto pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(a));
   for (std::size_t i = 0; i < msg.size(); i += 4093) pending.append(std::string_view(msg).substr(i, 4093));
   std::uint64_t bare = 0;
   for (std::size_t i = 0; i < msg.size(); ++i)

@@ -235,7 +235,7 @@ TEST_CASE("a committed entry can be withdrawn while the writer holds it") {
 TEST_CASE("adopt() links a complete Maildir tmp file: one copy on disk for both") {
   StoreSpool s;
   spool::Address alice = s.account("alice@example.org");
-  spool::PendingMessage pending = spool::PendingMessage::begin(s.layout().maildir(alice));
+  spool::PendingMessage pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(alice));
   pending.append("Subject: both\n\nbody\n");
   pending.finish();
   QueueMessage q = QueueMessage::adopt(s.layout(), pending.tmp_path());
@@ -270,7 +270,7 @@ TEST_CASE("adopt() across file systems copies the file into queue/tmp/ first") {
     fs::path p;
     ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
   } unmount{queue};
-  spool::PendingMessage pending = spool::PendingMessage::begin(s.layout().maildir(alice));
+  spool::PendingMessage pending = spool::PendingMessage::begin(s.layout(), s.layout().maildir(alice));
   pending.append("Subject: copied\n\nbody\n");
   pending.finish();
   QueueMessage q = QueueMessage::adopt(s.layout(), pending.tmp_path());

@@ -92,9 +92,12 @@ struct ServerConfig {
 };
 
 DomainConfig load_domain_config(const std::filesystem::path& file);
+// The same, with `file` opened by its name in `dir`, the open directory that holds it.
+DomainConfig load_domain_config_at(int dir, const std::filesystem::path& file);
 void save_domain_config(const std::filesystem::path& file, const DomainConfig& config);
 
 AccountConfig load_account_config(const std::filesystem::path& file);
+AccountConfig load_account_config_at(int dir, const std::filesystem::path& file);
 void save_account_config(const std::filesystem::path& file, const AccountConfig& config);
 
 // A missing mailhost.yaml means all defaults.

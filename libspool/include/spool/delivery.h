@@ -8,6 +8,7 @@
 
 #include "spool/layout.h"
 #include "spool/names.h"
+#include "spool/tmp_file.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -17,56 +18,60 @@
 
 namespace spool {
 
-// A message being received; streams to a file in <maildir>/tmp/ (mode 0600). The caller
-// has checked `maildir_for_tmp` with Layout::verify_no_symlinks (deliver_bytes does).
+// A message being received; streams to a file in <maildir>/tmp/ (mode 0600), written
+// through TmpFile (tmp_file.h), the write path the queue shares.
 class PendingMessage {
 public:
-  static PendingMessage begin(const fs::path& maildir_for_tmp);  // file in <maildir>/tmp/
+  // A new file in <maildir>/tmp/. tmp/ is reached by the spool walk from the root (a
+  // symlink on the way → throw_planted) and kept open: the create, the link into each
+  // new/ and the final unlink are relative to it.
+  static PendingMessage begin(const Layout& layout, const fs::path& maildir);
   // A complete, fsynced file that stays where it is (a list's archived post): deliver()
   // links it under `unique` and never removes it; a link that already exists under that
   // name counts as delivered (a distribution resumed after a crash), not again.
   static PendingMessage adopt(const fs::path& complete_file, std::string unique, std::uint64_t size,
                               std::uint64_t wire_size);
 
-  PendingMessage(PendingMessage&& other) noexcept;
-  PendingMessage& operator=(PendingMessage&& other) noexcept;
+  PendingMessage(PendingMessage&& other) noexcept = default;
+  PendingMessage& operator=(PendingMessage&& other) noexcept = default;
   PendingMessage(const PendingMessage&) = delete;
   PendingMessage& operator=(const PendingMessage&) = delete;
-  ~PendingMessage();                                              // abort() unless committed
+  ~PendingMessage() = default;                                    // the tmp file goes unless adopted
 
   void append(std::string_view bytes);                            // buffered; never whole in memory
-  std::uint64_t size() const noexcept { return size_; }
+  std::uint64_t size() const noexcept { return adopted_.empty() ? file_.size() : adopted_size_; }
   // The size with every LF not preceded by CR counted as CRLF: what POP3 sends (",W=").
-  std::uint64_t wire_size() const noexcept { return size_ + bare_lfs_; }
-  void abort() noexcept;                                          // unlink tmp (also in destructor)
+  std::uint64_t wire_size() const noexcept { return size() + bare_lfs_; }
+  void abort() noexcept { file_.discard(); }                      // unlink tmp (also in destructor)
   // A new read-only descriptor of the file as written so far (the write buffer is
   // flushed, nothing is fsynced): the content check reads the message before it is
   // delivered (mh-serve's content/). The caller closes it; it stays readable after
   // abort() unlinks the file.
   int open_for_reading();
   // The Maildir whose tmp/ holds the file (begin()'s argument).
-  fs::path maildir() const { return tmp_path_.parent_path().parent_path(); }
+  fs::path maildir() const { return tmp_path().parent_path().parent_path(); }
 
   // --- used by deliver() ---
   // Flushes the buffer, fsyncs and closes the file (once; later calls do nothing).
   void finish();
-  const fs::path& tmp_path() const noexcept { return tmp_path_; }
+  // Where the file is, for errors and for links across directories the caller has no
+  // descriptor of; link_at() is the way for a new/ the caller holds open.
+  fs::path tmp_path() const { return adopted_.empty() ? file_.path() : adopted_; }
+  // linkat(2) of the file to `name` in the open directory `dir`: 0, or -1 with errno.
+  int link_at(int dir, const std::string& name) const noexcept;
   // The unique part of the final name (without ",S=" and flags); fixed at begin().
   const std::string& unique_name() const noexcept { return unique_; }
 
 private:
   PendingMessage() = default;
-  void flush_buffer();
 
-  fs::path tmp_path_;
+  TmpFile file_;                 // begin(): the file in tmp/
+  fs::path adopted_;             // adopt(): the complete file elsewhere, never removed here
+  std::uint64_t adopted_size_ = 0;
   std::string unique_;
-  std::string buffer_;
-  std::uint64_t size_ = 0;
   std::uint64_t bare_lfs_ = 0;   // LFs not preceded by CR, counted as append() sees them
   bool last_was_cr_ = false;     // the previous chunk ended in CR (CRLF split across chunks)
-  int fd_ = -1;
   bool finished_ = false;
-  bool owns_file_ = true;        // false: adopt(), the file is someone else's
 };
 
 struct DeliveryOutcome {

@@ -123,6 +123,14 @@ public:
   // the root. An empty DirFd when `p` (or a directory on the way) does not exist; a
   // symlink or a file on the way → throw_planted() naming the first offending component.
   DirFd open_dir(const fs::path& p) const;
+  // An O_PATH descriptor of the directory `p`, walked like open_dir() but from the open
+  // directory `from` (whose path is `from_path`, a prefix of `p`), or from the root. Empty
+  // when `p` is missing or not a directory (lstat's "is it a directory?"); a symlink on
+  // the way → throw_planted(). What reads a domain's or account's files and holds its
+  // locks walks once and goes on relative to it: on a network file system every path
+  // component is a round trip.
+  DirFd find_dir(const fs::path& p) const;
+  DirFd find_dir(const DirFd& from, const fs::path& from_path, const fs::path& p) const;
 
   // Creates the fixed top-level directories (domains/, queue/, run/locks/, tls/).
   void ensure_skeleton() const;

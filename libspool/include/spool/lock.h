@@ -25,6 +25,10 @@ public:
 
   static FileLock acquire(const std::filesystem::path& lock_file, Mode mode = Mode::exclusive,
                           std::chrono::milliseconds timeout = default_lock_timeout());
+  // The same for a lock file opened by its name in `dir`, the open directory that holds
+  // it (`lock_file` is its path, for the in-process gate and errors): no path walk.
+  static FileLock acquire_at(int dir, const std::filesystem::path& lock_file, Mode mode = Mode::exclusive,
+                             std::chrono::milliseconds timeout = default_lock_timeout());
   // Returns an unlocked FileLock (holds() == false) instead of waiting.
   static FileLock try_acquire(const std::filesystem::path& lock_file, Mode mode = Mode::exclusive);
 

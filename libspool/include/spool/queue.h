@@ -17,6 +17,7 @@
 #pragma once
 
 #include "spool/layout.h"
+#include "spool/tmp_file.h"
 
 #include <cstdint>
 #include <optional>
@@ -78,7 +79,7 @@ public:
 
   const std::string& id() const noexcept { return id_; }
   void append(std::string_view bytes);   // begin() only; buffered, never whole in memory
-  std::uint64_t size() const noexcept { return size_; }
+  std::uint64_t size() const noexcept { return adopted_.empty() ? file_.size() : adopted_size_; }
   // A new read-only descriptor of the message as written so far (buffer flushed, no
   // fsync), for the content check; the caller closes it.
   int open_for_reading();
@@ -98,15 +99,16 @@ public:
 
 private:
   QueueMessage() = default;
-  void flush_buffer();
+  // The descriptor whose flock is the entry's lock: the tmp file's while it is written,
+  // the adopted file's, or the one kept once the entry has its queue name.
+  int lock_fd() const noexcept { return lock_fd_ >= 0 ? lock_fd_ : file_.fd(); }
 
   const Layout* layout_ = nullptr;
   std::string id_;
-  fs::path tmp_path_;      // begin(): queue/tmp/<id>
+  TmpFile file_;           // begin() (or adopt()'s copy across file systems): queue/tmp/<id>
   fs::path adopted_;       // adopt(): the complete file elsewhere
-  std::string buffer_;
-  std::uint64_t size_ = 0;
-  int fd_ = -1;            // the file's descriptor; its flock is the entry's lock
+  std::uint64_t adopted_size_ = 0;
+  int lock_fd_ = -1;       // adopt(), and after commit: the descriptor holding the lock
   bool committed_ = false;
 };
 

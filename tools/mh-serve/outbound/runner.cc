@@ -455,8 +455,7 @@ private:
     }
     if (!accounts.empty()) {
       try {
-        layout_.verify_no_symlinks(layout_.maildir(accounts.front()) / "tmp");
-        auto message = spool::PendingMessage::begin(layout_.maildir(accounts.front()));
+        auto message = spool::PendingMessage::begin(layout_, layout_.maildir(accounts.front()));
         // The final delivery: our Return-Path on top, any stored one left out.
         const std::string trace = "Return-Path: <" + j.claim.envelope().sender + ">\n";
         message.append(trace);

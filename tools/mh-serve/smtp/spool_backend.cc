@@ -182,7 +182,7 @@ private:
   // through its mapping meanwhile.
   void replace_with_cleaned(std::string_view original, const std::vector<content::Edit>& edits) {
     if (message_) {
-      auto cleaned = spool::PendingMessage::begin(message_->maildir());
+      auto cleaned = spool::PendingMessage::begin(layout_, message_->maildir());
       content::apply_edits(original, edits, [&](std::string_view bytes) { cleaned.append(bytes); });
       message_->abort();
       message_ = std::move(cleaned);
@@ -378,8 +378,12 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
     }
   }
   try {
-    if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
-    if (spool::is_postmaster(mailbox.substr(0, at))) return check_postmaster(spool::postmaster_route(layout_, *domain));
+    if (spool::is_postmaster(mailbox.substr(0, at))) {
+      if (!spool::domain_exists(layout_, *domain)) return verdict(Kind::not_local);
+      return check_postmaster(spool::postmaster_route(layout_, *domain));
+    }
+    // A missing domain or account is the no_domain / no_account error caught below: one
+    // walk each, not an existence check and then the read.
     const spool::DomainConfig domain_config = spool::read_domain(layout_, *domain);
     if (domain_config.suspended) return verdict(Kind::disabled, {}, "domain suspended");
     const std::string_view written = mailbox.substr(0, at);
@@ -400,7 +404,6 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
       return verdict(Kind::unknown_user);  // cannot be the name of any account
     }
     const spool::Address address(*local, *domain);
-    if (!spool::account_exists(layout_, address)) return verdict(Kind::unknown_user);
     const spool::AccountConfig account_config = spool::read_account(layout_, address);
     if (account_config.suspended) return verdict(Kind::disabled, {}, "account suspended");
     // The limits from the two files just read: each read walks and checks the path again.
@@ -409,7 +412,7 @@ RecipientCheck SpoolBackend::check_recipient(std::string_view mailbox, std::uint
       return verdict(Kind::over_quota);
     return verdict(Kind::local, address.str());
   } catch (const spool::Error& e) {
-    if (e.code() == spool::Errc::no_account) return verdict(Kind::unknown_user);  // deleted meanwhile
+    if (e.code() == spool::Errc::no_account) return verdict(Kind::unknown_user);
     if (e.code() == spool::Errc::no_domain) return verdict(Kind::not_local);
     return verdict(Kind::temporary, {}, e.what());
   }
@@ -428,8 +431,7 @@ std::unique_ptr<MessageSink> SpoolBackend::begin_message(const Envelope& envelop
     // on the same file system in the common case (deliver() copies on EXDEV).
     const fs::path first =
         local.empty() ? postmaster_maildir(layout_, envelope.postmaster.front()) : layout_.maildir(local.front());
-    layout_.verify_no_symlinks(first / "tmp");
-    auto message = spool::PendingMessage::begin(first);
+    auto message = spool::PendingMessage::begin(layout_, first);
     return std::make_unique<SpoolSink>(layout_, outbound_, content_, filters_, std::move(message), std::move(local),
                                        envelope, now());
   });
