@@ -213,12 +213,31 @@ std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain)
   return read_name_dir(layout.accounts_dir(domain));
 }
 
+namespace {
+
+// Walked from the open domain directory: Error(no_account) when missing.
+DirFd find_account_dir(const Layout& layout, const DirFd& domain, const Address& address) {
+  DirFd dir = layout.find_dir(domain, layout.domain_dir(address.domain()), layout.account_dir(address));
+  if (!dir) throw Error(Errc::no_account, "no such account: " + address.str());
+  return dir;
+}
+
+} // namespace
+
 AccountConfig read_account(const Layout& layout, const Address& address) {
   // Walked once to the domain and from there to the account: no_domain before no_account.
   const DirFd domain = find_domain_dir(layout, address.domain());
-  const DirFd account = layout.find_dir(domain, layout.domain_dir(address.domain()), layout.account_dir(address));
-  if (!account) throw Error(Errc::no_account, "no such account: " + address.str());
+  const DirFd account = find_account_dir(layout, domain, address);
   return load_account_config_at(account.get(), layout.account_config(address));
+}
+
+AccountView view_account(const Layout& layout, const Address& address) {
+  AccountView v;
+  v.domain_dir = find_domain_dir(layout, address.domain());
+  v.domain = load_domain_config_at(v.domain_dir.get(), layout.domain_config(address.domain()));
+  v.account_dir = find_account_dir(layout, v.domain_dir, address);
+  v.account = load_account_config_at(v.account_dir.get(), layout.account_config(address));
+  return v;
 }
 
 void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change) {

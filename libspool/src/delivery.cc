@@ -103,16 +103,16 @@ public:
 
 private:
   std::optional<Linked> link_under_quota(const Address& rcpt, DeliveryOutcome& out, std::size_t index) {
-    // Both files are read first: a missing account is no_account (read_account throws
+    // Both files are read first: a missing account is no_account (view_account throws
     // it), whatever the state of its Maildir. (A limit set while this delivery runs
     // binds from the next one on, as if it came later.)
-    const QuotaLimits limits{read_domain(layout_, rcpt.domain()).quota, read_account(layout_, rcpt).quota};
-    // The walk from the spool root: a symlink on the way to new/, or in place of cur/
-    // (the mailbox is unavailable as a whole), fails here, before any lock, and the
-    // recipient gets a temporary failure (SPEC §8: 451 4.3.0).
-    Maildir md(layout_, layout_.maildir(rcpt));
-    md.new_fd();
-    md.cur_fd();
+    const AccountView view = view_account(layout_, rcpt);
+    const QuotaLimits limits{view.domain.quota, view.account.quota};
+    // The walk on from the account's directory: a symlink on the way to new/, or in
+    // place of cur/ (the mailbox is unavailable as a whole), fails here, before any lock,
+    // and the recipient gets a temporary failure (SPEC §8: 451 4.3.0).
+    Maildir md(layout_, layout_.maildir(rcpt), view.account_dir);
+    md.require_deliverable();
     // ",W=": the size with CRLF line ends (Maildir++/Dovecot), so POP3's LIST/STAT/RETR
     // need not read the file to know what it will send.
     const std::string name =
@@ -213,7 +213,7 @@ std::string unique_maildir_name() {
 
 PendingMessage PendingMessage::begin(const Layout& layout, const fs::path& maildir) {
   const fs::path tmp = maildir / "tmp";
-  DirFd dir = layout.open_dir(tmp);
+  DirFd dir = layout.find_dir(tmp);
   if (!dir) throw_errno("cannot open directory", tmp, ENOENT);
   PendingMessage m;
   m.unique_ = unique_maildir_name();

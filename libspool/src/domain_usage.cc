@@ -72,7 +72,7 @@ DomainUsageWriter::DomainUsageWriter(const Layout& layout, const Domain& domain)
 void DomainUsageWriter::add(std::int64_t bytes, std::int64_t messages) {
   if (bytes == 0 && messages == 0) return;
   const fs::path record = layout_.domain_usage_record(domain_);
-  const DirFd dir = layout_.open_dir(layout_.domain_dir(domain_));
+  const DirFd dir = layout_.find_dir(layout_.domain_dir(domain_));
   if (!dir) return;
   const Fd fd(::openat(dir.get(), "domainsize", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
   if (fd.get() < 0) {

@@ -215,6 +215,10 @@ Maildir::Maildir(const Layout& layout, fs::path dir) : Maildir(std::move(dir)) {
   dirs_->quota_domain = layout.quota_domain_of(dir_);
 }
 
+Maildir::Maildir(const Layout& layout, fs::path dir, const DirFd& parent) : Maildir(layout, std::move(dir)) {
+  dirs_->top = layout.find_dir(parent, dir_.parent_path(), dir_);
+}
+
 fs::path Maildir::folder_path(Folder f) const {
   return f == Folder::tmp ? tmp_dir() : f == Folder::fresh ? new_dir() : cur_dir();
 }
@@ -243,6 +247,15 @@ int Maildir::required_fd(Folder f) const {
   const int fd = folder_fd(f);
   if (fd < 0) throw_errno("cannot open directory", folder_path(f), ENOENT);
   return fd;
+}
+
+void Maildir::require_deliverable() const {
+  (void)new_fd();
+  struct stat st;
+  if (::fstatat(top_fd(), "cur", &st, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno("cannot open directory", cur_dir(), errno);
+  if (S_ISLNK(st.st_mode)) throw_planted(cur_dir());
+  if (!S_ISDIR(st.st_mode)) throw_errno("cannot open directory", cur_dir(), ENOTDIR);
 }
 
 std::optional<std::string> Maildir::read_maildirsize() const {

@@ -57,7 +57,7 @@ void ensure_tmp_dir(const Layout& layout) {
 
 // Creates tmp/<id> exclusively and locks it (nobody else can know the name yet).
 TmpFile create_locked(const Layout& layout, const std::string& id) {
-  DirFd dir = layout.open_dir(tmp_dir(layout));
+  DirFd dir = layout.find_dir(tmp_dir(layout));
   if (!dir) throw_errno("cannot open directory", tmp_dir(layout), ENOENT);
   TmpFile file = TmpFile::create(std::move(dir), tmp_dir(layout), id);
   if (!try_lock(file.fd())) throw_errno("cannot lock", file.path(), errno);  // the destructor removes it
@@ -338,7 +338,7 @@ void QueueMessage::commit(QueueEnvelope envelope) {
       linked = true;  // the adopted file was fsynced by its writer (PendingMessage::finish)
     } else if (errno == EXDEV) {
       // Another file system: our own copy, locked, then on as if streamed here.
-      DirFd dir = layout_->open_dir(tmp_dir(*layout_));
+      DirFd dir = layout_->find_dir(tmp_dir(*layout_));
       if (!dir) throw_errno("cannot open directory", tmp_dir(*layout_), ENOENT);
       file_ = TmpFile::copy_of(adopted_, std::move(dir), tmp_dir(*layout_), id_);
       if (!try_lock(file_.fd())) throw_errno("cannot lock", file_.path(), errno);

@@ -38,6 +38,18 @@ std::vector<LocalPart> list_accounts(const Layout& layout, const Domain& domain)
 AccountConfig read_account(const Layout& layout, const Address& address);
 void update_account(const Layout& layout, const Address& address, const std::function<void(AccountConfig&)>& change);
 
+// What delivery needs of one account, by one walk: the domain's and the account's
+// directories (O_PATH, no symlink on the way) and both files read relative to them.
+// Error(no_domain) / Error(no_account) when missing. On a network file system each path
+// component is a round trip, so the caller goes on from `account_dir` (its Maildir).
+struct AccountView {
+  DirFd domain_dir;
+  DirFd account_dir;
+  DomainConfig domain;
+  AccountConfig account;
+};
+AccountView view_account(const Layout& layout, const Address& address);
+
 // The existing account an address delivers to: NAME@D or NAME+ANYTHING@D (SPEC §7's
 // recipient delimiter) at a hosted domain D; nullopt for anything else (a list, a
 // remote or malformed address).

@@ -61,6 +61,9 @@ public:
   // `dir` is opened from the spool root with no symlink on the way (Layout::open_dir):
   // what delivery, POP3, mh-purge and recalc use.
   Maildir(const Layout& layout, fs::path dir);
+  // The same, reached from the open directory `parent` (the account's, from
+  // view_account()) instead of from the spool root: one lookup, not one per component.
+  Maildir(const Layout& layout, fs::path dir, const DirFd& parent);
 
   const fs::path& path() const noexcept { return dir_; }
   // Whether the Maildir directory exists (a symlink in its place → throw_planted()).
@@ -122,6 +125,10 @@ public:
   int tmp_fd() const { return required_fd(Folder::tmp); }
   int new_fd() const { return required_fd(Folder::fresh); }
   int cur_fd() const { return required_fd(Folder::cur); }
+  // What a delivery checks before it links: new/ opened, and cur/ a real directory (a
+  // symlink there makes the whole mailbox unavailable: throw_planted()), without opening
+  // cur/ (on a network file system an open directory costs two more round trips).
+  void require_deliverable() const;
 
   fs::path new_dir() const { return dir_ / "new"; }
   fs::path cur_dir() const { return dir_ / "cur"; }
