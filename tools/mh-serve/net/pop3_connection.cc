@@ -25,38 +25,34 @@ pop3::SessionConfig config_for(const SharedState& shared, serve::Service service
   return config;
 }
 
-// Streams one message (RETR/TOP) after its "+OK" line. The file is read on the worker
-// thread: a 64 KiB pread from the page cache costs less than a hop to the pool.
-asio::awaitable<bool> transfer(std::shared_ptr<Pop3Connection> c, pop3::Transfer t) {
+// Streams one message (RETR/TOP) into `out`, which holds the replies not yet sent (its
+// "+OK" line among them): written whenever it reaches transfer_chunk, so a batch of
+// pipelined RETRs of small messages leaves in a few large writes (one TLS record each),
+// not three per message, and memory stays flat for a large one. The file is read on the
+// worker thread: a 64 KiB pread from the page cache costs less than a hop to the pool.
+asio::awaitable<bool> transfer(std::shared_ptr<Pop3Connection> c, pop3::Transfer t, std::string& out) {
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
   } closer{t.fd};
   pop3::DotStuffer stuffer(t.top_lines);
   std::string chunk(transfer_chunk, '\0');
-  std::string out;  // one buffer for the whole message: memory stays flat
   for (;;) {
     const ssize_t n = ::read(t.fd, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      // The "+OK" is out; all that is left is to end the connection (RFC 1939 has no
-      // way to take it back), so the client sees a broken transfer, not a short message.
+      // RFC 1939 has no way to take back a "+OK": all that is left is to end the
+      // connection, so the client sees a broken transfer, not a short message.
       log_line("pop3: client=" + c->client_ip + " read error during transfer");
       co_return false;
     }
     if (n == 0) break;
-    out.clear();
     stuffer.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)), out);
-    if (!out.empty()) {
-      if (!c->timed_out) c->deadline = steady_clock::now() + c->shared.timeout_pop3;
-      const IoResult w = co_await c->stream.write_all(asio::buffer(out));
-      if (w.ec) co_return false;
-    }
+    if (out.size() >= transfer_chunk && !co_await send_reply(c, std::exchange(out, {}))) co_return false;
     if (stuffer.done()) break;
   }
-  std::string end = stuffer.finish();
-  const bool sent = co_await send_reply(c, std::move(end));
-  co_return sent;
+  out += stuffer.finish();
+  co_return true;
 }
 
 // Feeds one read's worth of bytes to the session (POP3 clients may pipeline, RFC 2449).
@@ -97,15 +93,8 @@ asio::awaitable<bool> process(std::shared_ptr<Pop3Connection> c, std::size_t n) 
       co_await send_reply(c, std::move(replies));
       co_return false;
     }
-    case pop3::Action::transfer:
-    {
-      std::string before = std::exchange(replies, {});
-      const bool sent = co_await send_reply(c, std::move(before));
-      if (!sent) {
-        ::close(o.transfer.fd);
-        co_return false;
-      }
-      const bool streamed = co_await transfer(c, o.transfer);
+    case pop3::Action::transfer: {
+      const bool streamed = co_await transfer(c, o.transfer, replies);
       if (!streamed) co_return false;
       break;
     }
