@@ -575,24 +575,52 @@ void QueueClaim::remove(bool sync) {
 
 // --- sweeping -------------------------------------------------------------------------
 
+namespace {
+
+// Removes `p` when it is a regular file (old enough, if `now` is given) whose lock nobody
+// holds, `still()` agrees once the lock is ours, and the name still holds that file.
+template <typename Still>
+bool remove_if_unlocked(const fs::path& p, std::optional<std::int64_t> now, Still&& still) {
+  struct stat st;
+  if (!regular_file(p, &st) || (now && *now - st.st_mtime < queue_garbage_seconds)) return false;
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool removed = false;
+  struct stat held, named;
+  if (try_lock(fd) && still() && ::fstat(fd, &held) == 0 && ::lstat(p.c_str(), &named) == 0 &&
+      held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+    removed = ::unlink(p.c_str()) == 0;
+  ::close(fd);
+  return removed;
+}
+
+// A .msg without .env that nobody holds locked belongs to no one, whatever its age:
+// writers link it only while they hold the entry's lock and write the .env before they
+// let go, and removers (runner, mh-queue, quarantine) take the .env first under the lock.
+// So it is what a process killed between those two steps left behind.
+bool remove_lone_message(const Layout& layout, const std::string& id) {
+  const fs::path env = env_path(layout, id);
+  return remove_if_unlocked(msg_path(layout, id), std::nullopt, [&] { return !regular_file(env); });
+}
+
+} // namespace
+
+std::size_t sweep_lone_messages(const Layout& layout) {
+  layout.verify_no_symlinks(layout.queue_dir());
+  std::size_t removed = 0;
+  for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/false))
+    if (std::string id = id_of(e.name, ".msg"); !id.empty() && remove_lone_message(layout, id)) ++removed;
+  if (removed > 0) fsync_directory(layout.queue_dir());
+  return removed;
+}
+
 QueueSweep sweep_queue(const Layout& layout, std::int64_t now) {
   QueueSweep result;
   layout.verify_no_symlinks(tmp_dir(layout));
   auto old_enough = [now](const struct stat& st) { return now - st.st_mtime >= queue_garbage_seconds; };
-  // Removes `p` if it is an old regular file whose lock nobody holds (and `still` agrees).
-  auto remove_if_unlocked = [&](const fs::path& p, auto&& still) {
-    struct stat st;
-    if (!regular_file(p, &st) || !old_enough(st)) return false;
-    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool removed = false;
-    if (try_lock(fd) && still()) removed = ::unlink(p.c_str()) == 0;
-    ::close(fd);
-    return removed;
-  };
 
   for (const auto& e : read_entries(tmp_dir(layout), /*with_dot_files=*/false))
-    if (remove_if_unlocked(tmp_dir(layout) / e.name, [] { return true; })) ++result.tmp_removed;
+    if (remove_if_unlocked(tmp_dir(layout) / e.name, now, [] { return true; })) ++result.tmp_removed;
 
   for (const auto& e : read_entries(layout.queue_dir(), /*with_dot_files=*/true)) {
     if (e.name[0] == '.') {
@@ -605,8 +633,7 @@ QueueSweep sweep_queue(const Layout& layout, std::int64_t now) {
       continue;
     }
     if (std::string id = id_of(e.name, ".msg"); !id.empty()) {
-      const fs::path env = env_path(layout, id);
-      if (remove_if_unlocked(msg_path(layout, id), [&] { return !regular_file(env); })) ++result.orphans_removed;
+      if (remove_lone_message(layout, id)) ++result.orphans_removed;
     } else if (std::string id2 = id_of(e.name, ".env"); !id2.empty()) {
       // Writers put .msg first and removers take .env first, so a lone .env is debris.
       struct stat st;

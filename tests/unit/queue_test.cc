@@ -181,6 +181,23 @@ TEST_CASE("a writer killed at any point leaves nothing listed, and the sweep cle
     holder.kill_now();
     CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 1);
   }
+  SECTION("a .msg without .env is removed at once when nobody holds it (a kill mid-removal)") {
+    const std::string kept = enqueue(s.layout(), "x\n");
+    const std::string id = spool::new_queue_id();
+    const fs::path msg = s.layout().queue_dir() / (id + ".msg");
+    write_text(msg, "x\n");
+    HoldingChild holder([&] {
+      int fd = ::open(msg.c_str(), O_RDONLY);
+      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) throw std::runtime_error("lock");
+    });
+    REQUIRE(holder.ready());
+    CHECK(spool::sweep_lone_messages(s.layout()) == 0);  // its writer is alive
+    holder.kill_now();
+    CHECK(spool::sweep_lone_messages(s.layout()) == 1);
+    CHECK_FALSE(fs::exists(msg));
+    CHECK(spool::list_queue(s.layout()) == std::vector<std::string>{kept});
+    CHECK(spool::sweep_lone_messages(s.layout()) == 0);
+  }
   SECTION("committed entries are never swept") {
     const std::string id = enqueue(s.layout(), "x\n");
     spool::QueueSweep sw = spool::sweep_queue(s.layout(), later());

@@ -188,6 +188,14 @@ struct QueueSweep {
 };
 // Removes crash leftovers older than queue_garbage_seconds (relative to `now`, unix
 // seconds) that nobody holds locked. Safe to run at any time, by any process.
+// (A .msg without .env is removed at once when nobody holds it: see sweep_lone_messages.)
 QueueSweep sweep_queue(const Layout& layout, std::int64_t now);
+// Removes every .msg without .env that nobody holds locked, whatever its age: a writer
+// links the .msg only while it holds the entry's lock and writes the .env before letting
+// go, and every remover takes the .env first under the lock, so such a file is what a
+// process killed between those two steps left. One readdir of queue/ and one lock try
+// per lone .msg: the runner calls it at start, so a restart after a crash leaves no
+// debris. Returns how many were removed.
+std::size_t sweep_lone_messages(const Layout& layout);
 
 } // namespace spool

@@ -186,8 +186,15 @@ private:
              (relay_ ? "relay " + relay_->name : std::string("delivering by MX, port ") + std::to_string(config_.outbound_port)) +
              ", concurrency " + std::to_string(config_.outbound_concurrency) + ")");
     // The first sweep a minute after start: it stats every file, and the first
-    // deliveries should not wait for that on a long queue.
+    // deliveries should not wait for that on a long queue. What a kill left half removed
+    // (a .msg without .env) costs one readdir: cleared now, so a restart leaves no debris.
     last_sweep_ = unix_now() - kSweepSeconds + 60;
+    try {
+      if (const std::size_t n = spool::sweep_lone_messages(layout_); n > 0)
+        log_line("queue runner: removed " + std::to_string(n) + " message file(s) without envelope left by a crash");
+    } catch (const spool::Error& e) {
+      log_line(std::string("queue runner: sweep failed: ") + e.what());
+    }
     while (!stopping_) {
       const std::int64_t now = unix_now();
       maybe_rescan(now);
