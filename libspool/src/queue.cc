@@ -597,10 +597,16 @@ bool remove_if_unlocked(const fs::path& p, std::optional<std::int64_t> now, Stil
 // A .msg without .env that nobody holds locked belongs to no one, whatever its age:
 // writers link it only while they hold the entry's lock and write the .env before they
 // let go, and removers (runner, mh-queue, quarantine) take the .env first under the lock.
-// So it is what a process killed between those two steps left behind.
+// So it is what a process killed between those two steps left behind. Lone means no
+// entry at all under the .env name: a directory or symlink there is damage the runner
+// moves to corrupt/ with its .msg, never a reason to delete mail.
 bool remove_lone_message(const Layout& layout, const std::string& id) {
   const fs::path env = env_path(layout, id);
-  return remove_if_unlocked(msg_path(layout, id), std::nullopt, [&] { return !regular_file(env); });
+  auto env_absent = [&] {
+    struct stat st;
+    return ::lstat(env.c_str(), &st) != 0 && errno == ENOENT;
+  };
+  return remove_if_unlocked(msg_path(layout, id), std::nullopt, env_absent);
 }
 
 } // namespace

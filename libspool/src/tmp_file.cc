@@ -17,7 +17,7 @@ TmpFile TmpFile::create(DirFd dir, fs::path dir_path, std::string name) {
   f.fd_ = ::openat(dir.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (f.fd_ < 0) throw_errno("cannot create", dir_path / name, errno);
   f.dir_ = std::move(dir);
-  f.dir_path_ = std::move(dir_path);
+  f.path_ = std::move(dir_path) / name;
   f.name_ = std::move(name);
   f.buffer_.reserve(detail::write_buffer_size);
   return f;
@@ -40,7 +40,7 @@ TmpFile TmpFile::copy_of(const fs::path& source, DirFd dir, fs::path dir_path, s
 }
 
 TmpFile::TmpFile(TmpFile&& o) noexcept
-    : dir_(std::move(o.dir_)), dir_path_(std::move(o.dir_path_)), name_(std::move(o.name_)),
+    : dir_(std::move(o.dir_)), path_(std::move(o.path_)), name_(std::move(o.name_)),
       buffer_(std::move(o.buffer_)), size_(o.size_), fd_(o.fd_) {
   o.fd_ = -1;
   o.name_.clear();
@@ -50,7 +50,7 @@ TmpFile& TmpFile::operator=(TmpFile&& o) noexcept {
   if (this != &o) {
     discard();
     dir_ = std::move(o.dir_);
-    dir_path_ = std::move(o.dir_path_);
+    path_ = std::move(o.path_);
     name_ = std::move(o.name_);
     buffer_ = std::move(o.buffer_);
     size_ = o.size_;

@@ -156,7 +156,8 @@ TEST_CASE("a writer killed at any point leaves nothing listed, and the sweep cle
     write_text(s.layout().queue_dir() / (id + ".msg"), "x\n");
     CHECK(spool::list_queue(s.layout()).empty());
     CHECK_FALSE(QueueClaim::try_claim(s.layout(), id).has_value());
-    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 1);
+    // Nobody holds it: removed however young (see sweep_lone_messages).
+    CHECK(spool::sweep_queue(s.layout(), std::time(nullptr)).orphans_removed == 1);
     CHECK_FALSE(fs::exists(s.layout().queue_dir() / (id + ".msg")));
   }
   SECTION("killed while writing the .env temp file") {
@@ -168,20 +169,7 @@ TEST_CASE("a writer killed at any point leaves nothing listed, and the sweep cle
     CHECK(sw.orphans_removed == 1);
     CHECK(sw.temps_removed == 1);
   }
-  SECTION("a writer that is alive keeps its files, however old") {
-    const std::string id = spool::new_queue_id();
-    const fs::path msg = s.layout().queue_dir() / (id + ".msg");
-    write_text(msg, "x\n");
-    HoldingChild holder([&] {
-      int fd = ::open(msg.c_str(), O_RDONLY);
-      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) throw std::runtime_error("lock");
-    });
-    REQUIRE(holder.ready());
-    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 0);
-    holder.kill_now();
-    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 1);
-  }
-  SECTION("a .msg without .env is removed at once when nobody holds it (a kill mid-removal)") {
+  SECTION("a writer that is alive keeps its files, however old; a dead one's lone .msg goes at once") {
     const std::string kept = enqueue(s.layout(), "x\n");
     const std::string id = spool::new_queue_id();
     const fs::path msg = s.layout().queue_dir() / (id + ".msg");
@@ -191,12 +179,25 @@ TEST_CASE("a writer killed at any point leaves nothing listed, and the sweep cle
       if (fd < 0 || ::flock(fd, LOCK_EX) != 0) throw std::runtime_error("lock");
     });
     REQUIRE(holder.ready());
-    CHECK(spool::sweep_lone_messages(s.layout()) == 0);  // its writer is alive
-    holder.kill_now();
+    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 0);
+    CHECK(spool::sweep_lone_messages(s.layout()) == 0);
+    holder.kill_now();  // a kill between the two unlinks of a removal, or the two links of a commit
     CHECK(spool::sweep_lone_messages(s.layout()) == 1);
     CHECK_FALSE(fs::exists(msg));
     CHECK(spool::list_queue(s.layout()) == std::vector<std::string>{kept});
     CHECK(spool::sweep_lone_messages(s.layout()) == 0);
+  }
+  SECTION("a .msg whose .env is damaged (a directory, a symlink) is not lone: it stays for quarantine") {
+    const std::string dir_id = spool::new_queue_id();
+    const std::string link_id = spool::new_queue_id();
+    write_text(s.layout().queue_dir() / (dir_id + ".msg"), "x\n");
+    write_text(s.layout().queue_dir() / (link_id + ".msg"), "x\n");
+    fs::create_directory(s.layout().queue_dir() / (dir_id + ".env"));
+    fs::create_symlink("/nonexistent", s.layout().queue_dir() / (link_id + ".env"));
+    CHECK(spool::sweep_lone_messages(s.layout()) == 0);
+    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 0);
+    CHECK(fs::exists(s.layout().queue_dir() / (dir_id + ".msg")));
+    CHECK(fs::exists(s.layout().queue_dir() / (link_id + ".msg")));
   }
   SECTION("committed entries are never swept") {
     const std::string id = enqueue(s.layout(), "x\n");

@@ -46,7 +46,8 @@ public:
   int fd() const noexcept { return fd_; }
   int dir_fd() const noexcept { return dir_.get(); }
   const std::string& name() const noexcept { return name_; }
-  fs::path path() const { return dir_path_ / name_; }
+  // Built once: append() names it in errors and must not allocate per call.
+  const fs::path& path() const noexcept { return path_; }
   bool named() const noexcept { return !name_.empty(); }
 
   // A new read-only descriptor of what is written so far (the buffer is flushed, nothing
@@ -62,7 +63,7 @@ public:
 
 private:
   DirFd dir_;
-  fs::path dir_path_;
+  fs::path path_;
   std::string name_;
   std::string buffer_;
   std::uint64_t size_ = 0;
