@@ -74,6 +74,14 @@ bool regular_file(const fs::path& p, struct stat* out = nullptr) {
   return S_ISREG(st.st_mode);
 }
 
+// Nothing at all under the name. The sweep's test for "the other half is gone": a
+// directory, symlink or FIFO there is damage the runner moves to corrupt/ with its
+// partner, never a reason to delete either.
+bool nothing_at(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) != 0 && errno == ENOENT;
+}
+
 // "<id>.msg" → "<id>" when the id is valid; empty otherwise.
 std::string id_of(std::string_view name, std::string_view suffix) {
   if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix) return {};
@@ -597,16 +605,10 @@ bool remove_if_unlocked(const fs::path& p, std::optional<std::int64_t> now, Stil
 // A .msg without .env that nobody holds locked belongs to no one, whatever its age:
 // writers link it only while they hold the entry's lock and write the .env before they
 // let go, and removers (runner, mh-queue, quarantine) take the .env first under the lock.
-// So it is what a process killed between those two steps left behind. Lone means no
-// entry at all under the .env name: a directory or symlink there is damage the runner
-// moves to corrupt/ with its .msg, never a reason to delete mail.
+// So it is what a process killed between those two steps left behind.
 bool remove_lone_message(const Layout& layout, const std::string& id) {
   const fs::path env = env_path(layout, id);
-  auto env_absent = [&] {
-    struct stat st;
-    return ::lstat(env.c_str(), &st) != 0 && errno == ENOENT;
-  };
-  return remove_if_unlocked(msg_path(layout, id), std::nullopt, env_absent);
+  return remove_if_unlocked(msg_path(layout, id), std::nullopt, [&] { return nothing_at(env); });
 }
 
 } // namespace
@@ -644,7 +646,7 @@ QueueSweep sweep_queue(const Layout& layout, std::int64_t now) {
       // Writers put .msg first and removers take .env first, so a lone .env is debris.
       struct stat st;
       const fs::path p = env_path(layout, id2);
-      if (!regular_file(msg_path(layout, id2)) && regular_file(p, &st) && old_enough(st) && ::unlink(p.c_str()) == 0)
+      if (nothing_at(msg_path(layout, id2)) && regular_file(p, &st) && old_enough(st) && ::unlink(p.c_str()) == 0)
         ++result.orphans_removed;
     }
   }

@@ -199,6 +199,13 @@ TEST_CASE("a writer killed at any point leaves nothing listed, and the sweep cle
     CHECK(fs::exists(s.layout().queue_dir() / (dir_id + ".msg")));
     CHECK(fs::exists(s.layout().queue_dir() / (link_id + ".msg")));
   }
+  SECTION("an old .env whose .msg is damaged (a directory) is not lone either") {
+    const std::string id = spool::new_queue_id();
+    write_text(s.layout().queue_dir() / (id + ".env"), "format: 1\n");
+    fs::create_directory(s.layout().queue_dir() / (id + ".msg"));
+    CHECK(spool::sweep_queue(s.layout(), later()).orphans_removed == 0);
+    CHECK(fs::exists(s.layout().queue_dir() / (id + ".env")));
+  }
   SECTION("committed entries are never swept") {
     const std::string id = enqueue(s.layout(), "x\n");
     spool::QueueSweep sw = spool::sweep_queue(s.layout(), later());
