@@ -14,6 +14,7 @@ Postfix's smtp-sink as MX hosts, raw sockets for the hostile ones):
     a reply trickled byte by byte): cut by outbound.timeout, the entry deferred,
     other mail still flowing, and mh-serve's RSS does not grow by more than a few MB."""
 
+import fcntl
 import hashlib
 import os
 import re
@@ -226,14 +227,22 @@ class OutboundFaults(OutboundCase):
 
     def plant(self, tag):
         """Plants broken entries in SPOOL/queue/ (the regular file of each pair first, as
-        a writer would, the broken one last); returns {id: [file names planted]}."""
+        a writer would, the broken one last); returns {id: [file names planted]}.
+        A regular .msg is written as mailhost(5) tells writers to: under a flock held
+        until its .env is in place (a lone unlocked .msg is a crash leftover the runner
+        removes at once, and the runner may sweep between the two writes)."""
         q = self.path("queue")
         os.makedirs(q, exist_ok=True)
         msg = make_message("planted", f"<planted-{tag}@test>", body="root:x:0:0 must never be sent\r\n")
         planted = {}
+        held = []
 
         def write(name, data):
-            with open(os.path.join(q, name), "wb") as f:
+            fd = os.open(os.path.join(q, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            if name.endswith(".msg"):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held.append(fd)
+            with os.fdopen(fd if not name.endswith(".msg") else os.dup(fd), "wb") as f:
                 f.write(data)
 
         def entry(kind, msg_maker, env_maker):
@@ -243,6 +252,8 @@ class OutboundFaults(OutboundCase):
                     "SYMLINKMSG", "FIFOMSG") else ((".env", env_maker), (".msg", msg_maker)):
                 maker(qid + suffix, qid)
                 names.append(qid + suffix)
+            while held:
+                os.close(held.pop())
             planted[qid] = sorted(names)
 
         plain_msg = lambda name, qid: write(name, msg)
@@ -297,7 +308,9 @@ class OutboundFaults(OutboundCase):
         planted = self.plant("RUN")
         t0 = time.monotonic()
         good = self.submit(["good1@good.out.test"], make_message("good while running", "<good-run@test>"))
-        self.assertQuarantined(planted, timeout=5)
+        # Within a second or two, unless the runner's scan met an entry while plant()
+        # still held its lock: such an entry is tried again 5 s later (kLockedRetrySeconds).
+        self.assertQuarantined(planted, timeout=15)
         picked_up = time.monotonic() - t0
         self.wait_log_re(rf"queue {good}: to=<good1@good\.out\.test> relay=\S+ status=sent")
         self.alive_and_answering()
