@@ -241,8 +241,8 @@ class OutboundFaults(OutboundCase):
             fd = os.open(os.path.join(q, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             if name.endswith(".msg"):
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                held.append(fd)
-            with os.fdopen(fd if not name.endswith(".msg") else os.dup(fd), "wb") as f:
+                held.append(os.dup(fd))  # the lock lives on the open file: kept past the close below
+            with os.fdopen(fd, "wb") as f:
                 f.write(data)
 
         def entry(kind, msg_maker, env_maker):
